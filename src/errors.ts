@@ -64,9 +64,15 @@ export const ErrorCodes = {
   SASLGATE_ERR_DEADLINE: 'the overall deadline passed',
   SASLGATE_ERR_ABORTED: 'the caller aborted the operation',
   SASLGATE_ERR_UNSAFE_S2K: 'a KDC reply asked for absurd string-to-key parameters',
+  SASLGATE_ERR_DER: 'malformed or unsupported DER (ASN.1) encoding',
+  SASLGATE_ERR_S2K_UNSUPPORTED:
+    'no node:crypto string-to-key for this enctype or input (fall back to libkrb5)',
   SASLGATE_ERR_KRB5: 'libkrb5 returned an error',
   SASLGATE_ERR_SOCKET_IN_USE: 'another live process answers on the socket',
+  SASLGATE_ERR_SOCKET_PATH:
+    'the socket path cannot be used (not a socket, cannot be probed, removed or chmod-ed)',
   SASLGATE_ERR_FRAME: 'a malformed saslauthd frame',
+  SASLGATE_ERR_TEST_REALM: 'a throw-away test realm or fake KDC failed (see the message)',
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes

@@ -1,0 +1,163 @@
+/**
+ * `saslgate` command line. Signal handling and exit codes live here and nowhere else.
+ *
+ *   saslgate verify --principal USER[@REALM]     password on stdin; exit 0 ok, 1 invalid, 2 unavailable
+ *   saslgate serve --saslauthd-socket PATH        single-host mode: the saslauthd drop-in
+ *   saslgate demo                                 a throw-away realm, a storm, a summary
+ *   saslgate options                              every option with its default (markdown)
+ *
+ * Common flags: --config FILE (YAML/JSON), --set section.key=value (repeatable).
+ */
+import { parseArgs } from 'node:util'
+import { type Config, envName, loadConfig, options } from './config.js'
+import { isSaslgateError } from './errors.js'
+
+const USAGE = `usage: saslgate <command> [options]
+
+commands:
+  verify --principal USER[@REALM]   check a password read from stdin (never from argv);
+                                     exit 0 ok, 1 invalid, 2 unavailable
+  serve --saslauthd-socket PATH     answer the saslauthd socket (single-host mode)
+  demo                              throw-away realm + saslgate + a login storm + a summary
+  options                           list every option with its default
+
+common options:
+  --config FILE                     YAML or JSON config file
+  --set section.key=value           set one option (repeatable); see \`saslgate options\`
+  -h, --help
+`
+
+function fail(message: string, code = 64): never {
+  process.stderr.write(`saslgate: ${message}\n`)
+  process.exit(code)
+}
+
+function settingsFrom(sets: string[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const s of sets ?? []) {
+    const eq = s.indexOf('=')
+    if (eq <= 0) fail(`--set expects section.key=value, got "${s}"`)
+    out[s.slice(0, eq)] = s.slice(eq + 1)
+  }
+  return out
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of process.stdin) {
+    chunks.push(chunk as Buffer)
+    size += (chunk as Buffer).length
+    if (size > 4096) fail('the password on stdin is longer than 4096 bytes')
+  }
+  let buf = Buffer.concat(chunks)
+  // One trailing newline (echo, here-strings) is not part of the password.
+  if (buf.at(-1) === 0x0a) buf = buf.subarray(0, buf.at(-2) === 0x0d ? -2 : -1)
+  return buf
+}
+
+async function cmdVerify(config: Config, principalArg: string | undefined): Promise<number> {
+  if (principalArg === undefined) fail('verify needs --principal USER[@REALM]')
+  const { resolveKerberosSettings, createVerifier } = await import('./kerberos/setup.js')
+  const { createPrincipalMapper } = await import('./pipeline/principal.js')
+  const settings = await resolveKerberosSettings(config, process.env)
+  const mapper = createPrincipalMapper({
+    defaultRealm: settings.defaultRealm,
+    realms: config.realm.allowed.length > 0 ? [...config.realm.allowed] : [settings.defaultRealm],
+    domainRealms: { ...config.realm.domainRealms },
+    allowInstances: config.realm.allowInstances,
+  })
+  const at = principalArg.lastIndexOf('@')
+  const mapped = at > 0 ? mapper.map(principalArg.slice(0, at), principalArg.slice(at + 1)) : mapper.map(principalArg, '')
+  const password = await readStdin()
+  const verifier = createVerifier(config, settings)
+  const started = performance.now()
+  try {
+    const result = mapped.ok
+      ? await verifier.verify(mapped.principal, password, AbortSignal.timeout(config.kerberos.checkDeadlineMs))
+      : { reason: mapped.reason, roundTrips: 0 }
+    const { Reasons } = await import('./errors.js')
+    const decision = Reasons[result.reason].decision
+    const ms = (performance.now() - started).toFixed(1)
+    const who = mapped.ok ? mapped.principal : principalArg
+    process.stdout.write(`${decision} (${result.reason}) ${who} in ${ms} ms, ${result.roundTrips} KDC round trips\n`)
+    return decision === 'ok' ? 0 : decision === 'invalid' ? 1 : 2
+  } finally {
+    password.fill(0)
+    await verifier.close()
+  }
+}
+
+function cmdOptions(): number {
+  const lines = ['| option | environment | default | meaning |', '|---|---|---|---|']
+  for (const [name, leaf] of options()) {
+    const def = JSON.stringify(leaf.default)
+    lines.push(`| \`${name}\` | \`${envName(name)}\` | \`${def}\` | ${leaf.doc} |`)
+  }
+  process.stdout.write(`${lines.join('\n')}\n`)
+  return 0
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(USAGE)
+    return command === undefined ? 64 : 0
+  }
+  let parsed: ReturnType<typeof parseArgs>
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: {
+        config: { type: 'string' },
+        set: { type: 'string', multiple: true },
+        principal: { type: 'string' },
+        'saslauthd-socket': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        json: { type: 'string' },
+        quick: { type: 'boolean' },
+        'no-saslauthd': { type: 'boolean' },
+        out: { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    })
+  } catch (err) {
+    fail(`${(err as Error).message}\n\n${USAGE}`)
+  }
+  const v = parsed.values as Record<string, unknown>
+  if (v.help === true) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  const settings = settingsFrom(v.set as string[] | undefined)
+  if (typeof v['saslauthd-socket'] === 'string') settings['saslauthd.socket'] = v['saslauthd-socket']
+  const load = () => loadConfig({ file: v.config as string | undefined, env: process.env, settings })
+  switch (command) {
+    case 'verify':
+      return cmdVerify(load(), v.principal as string | undefined)
+    case 'serve': {
+      const { serve } = await import('./commands/serve.js')
+      return serve(load())
+    }
+    case 'demo': {
+      const { demo } = await import('./commands/demo.js')
+      return demo({ quick: v.quick === true, withSaslauthd: v['no-saslauthd'] !== true, out: v.out as string | undefined })
+    }
+    case 'options':
+      return cmdOptions()
+    default:
+      fail(`unknown command "${command}"\n\n${USAGE}`)
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    if (isSaslgateError(err, 'SASLGATE_ERR_CONFIG')) fail(err.message, 78)
+    process.stderr.write(`saslgate: ${isSaslgateError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err)}\n`)
+    process.exitCode = 70
+  },
+)

@@ -1,0 +1,88 @@
+/**
+ * Typed access to saslgate's libkrb5 addon (native/). The addon never touches the network;
+ * see native/src/session.h.
+ */
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+
+export interface StepResult {
+  /** 0 or a libkrb5 error code (e.g. codes.KRB5KDC_ERR_PREAUTH_FAILED). */
+  code: number
+  /** libkrb5 wants another round trip: send `out` to a KDC of `realm`. */
+  continue: boolean
+  out: Buffer | null
+  realm: string | null
+  /** libkrb5's message for `code` (may name principals, never a password). */
+  message: string | null
+}
+
+export interface SessionOptions {
+  /** The user's principal, fully qualified (`user@REALM`). */
+  client: string
+  /** The verify principal, fully qualified (`host/name@REALM`). */
+  server: string
+  /** Get the service ticket in the AS exchange itself (2 round trips) instead of a TGS exchange. */
+  asService: boolean
+  ticketLifetimeS?: number
+}
+
+export interface NativeSession {
+  asStart(password: Buffer): Promise<StepResult>
+  useKey(enctype: number, key: Buffer): Promise<StepResult>
+  asStep(reply: Buffer): Promise<StepResult>
+  tgsStart(): Promise<StepResult>
+  tgsStep(reply: Buffer): Promise<StepResult>
+  verify(keytab?: string): Promise<StepResult>
+  close(): void
+}
+
+export interface Krb5Codes {
+  KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN: number
+  KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN: number
+  KRB5KDC_ERR_PREAUTH_FAILED: number
+  KRB5KDC_ERR_PREAUTH_REQUIRED: number
+  KRB5KDC_ERR_KEY_EXP: number
+  KRB5KDC_ERR_CLIENT_REVOKED: number
+  KRB5KDC_ERR_POLICY: number
+  KRB5KDC_ERR_NAME_EXP: number
+  KRB5KDC_ERR_ETYPE_NOSUPP: number
+  KRB5KRB_AP_ERR_BAD_INTEGRITY: number
+  KRB5KRB_AP_ERR_MODIFIED: number
+  KRB5KRB_AP_ERR_BADMATCH: number
+  KRB5KRB_AP_ERR_SKEW: number
+  KRB5KRB_ERR_RESPONSE_TOO_BIG: number
+  KRB5KDC_ERR_SVC_UNAVAILABLE: number
+  KRB5_KDCREP_MODIFIED: number
+  KRB5_KT_NOTFOUND: number
+  KRB5_KT_KVNONOTFOUND: number
+  KRB5_PREAUTH_FAILED: number
+  KRB5_GET_IN_TKT_LOOP: number
+}
+
+interface Addon {
+  Session: new (options: SessionOptions) => NativeSession
+  configure(profilePath: string): void
+  codes: Krb5Codes
+}
+
+const candidates = ['../../native/build/Release/saslgate_krb5.node', '../native/build/Release/saslgate_krb5.node']
+
+function load(): Addon {
+  const require = createRequire(import.meta.url)
+  for (const rel of candidates) {
+    const url = new URL(rel, import.meta.url)
+    if (existsSync(fileURLToPath(url))) return require(fileURLToPath(url)) as Addon
+  }
+  throw new Error(
+    'saslgate: the libkrb5 addon is not built; run `npm run build:native` (needs libkrb5-dev, g++, make)',
+  )
+}
+
+let addon: Addon | undefined
+
+/** The addon, loaded on first use. */
+export function krb5(): Addon {
+  addon ??= load()
+  return addon
+}

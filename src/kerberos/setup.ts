@@ -1,0 +1,83 @@
+/**
+ * Builds the Kerberos side from the configuration, the way saslauthd -a kerberos5 finds its
+ * settings: KDCs and default realm from krb5.conf (`KRB5_CONFIG`), keytab from
+ * `KRB5_KTNAME`, verify principal `host/<hostname>`; saslgate's config overrides each.
+ */
+import { hostname } from 'node:os'
+import type { Config } from '../config.js'
+import { SaslgateError } from '../errors.js'
+import { readKrb5Conf } from './krb5-conf.js'
+import { krb5 } from './native.js'
+import { KdcClient, type KdcTransportOptions } from './transport.js'
+import { KerberosVerifier } from './verifier.js'
+
+export interface KerberosSettings {
+  krb5ConfigPath: string
+  defaultRealm: string
+  /** Realm -> KDC addresses. */
+  kdcs: Record<string, readonly string[]>
+  keytab: string
+  verifyPrincipal: (realm: string) => string
+}
+
+/** The krb5.conf path in force: the config's, else the first of `KRB5_CONFIG`, else /etc/krb5.conf. */
+export function krb5ConfigPath(config: Config, env: NodeJS.ProcessEnv): string {
+  if (config.kerberos.config !== '') return config.kerberos.config
+  return env.KRB5_CONFIG?.split(':')[0] || '/etc/krb5.conf'
+}
+
+export async function resolveKerberosSettings(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+): Promise<KerberosSettings> {
+  const path = krb5ConfigPath(config, env)
+  const conf = await readKrb5Conf(path, env)
+  const defaultRealm = (config.realm.default || conf.defaultRealm || '').toUpperCase()
+  if (defaultRealm === '') {
+    throw new SaslgateError(
+      'SASLGATE_ERR_CONFIG',
+      `config option realm.default: not set and ${path} has no default_realm`,
+    )
+  }
+  const kdcs: Record<string, readonly string[]> = {}
+  for (const [realm, r] of Object.entries(conf.realms)) if (r.kdc.length > 0) kdcs[realm] = r.kdc
+  for (const [realm, list] of Object.entries(config.kerberos.kdcs)) kdcs[realm.toUpperCase()] = list
+  if (kdcs[defaultRealm] === undefined) {
+    throw new SaslgateError(
+      'SASLGATE_ERR_CONFIG',
+      `config option kerberos.kdcs: no KDC for realm ${defaultRealm} (neither in the config nor in ${path}); saslgate never uses DNS SRV look-ups`,
+    )
+  }
+  const keytab = config.kerberos.keytab || env.KRB5_KTNAME || '/etc/krb5.keytab'
+  const base = config.kerberos.verifyPrincipal || `host/${hostname().toLowerCase()}`
+  const verifyPrincipal = (realm: string) => (base.includes('@') ? base : `${base}@${realm}`)
+  return { krb5ConfigPath: path, defaultRealm, kdcs, keytab, verifyPrincipal }
+}
+
+export interface KerberosHooks {
+  onAttempt?: KdcTransportOptions['onAttempt']
+  onBreakerChange?: KdcTransportOptions['onBreakerChange']
+}
+
+export function createVerifier(config: Config, settings: KerberosSettings, hooks: KerberosHooks = {}): KerberosVerifier {
+  krb5().configure(settings.krb5ConfigPath)
+  const transport = new KdcClient({
+    realms: settings.kdcs,
+    udpAttemptTimeoutMs: config.kerberos.udpAttemptTimeoutMs,
+    tcpAttemptTimeoutMs: config.kerberos.tcpAttemptTimeoutMs,
+    breaker: {
+      resetTimeoutMs: config.kerberos.breakerResetTimeoutMs,
+      volumeThreshold: config.kerberos.breakerVolumeThreshold,
+      errorThresholdPercentage: config.kerberos.breakerErrorThresholdPercentage,
+    },
+    ...hooks,
+  })
+  return new KerberosVerifier({
+    transport,
+    verifyPrincipal: settings.verifyPrincipal,
+    keytab: settings.keytab,
+    serviceTicketVia: config.kerberos.serviceTicketVia,
+    maxS2kIterations: config.kerberos.maxS2kIterations,
+    deriveKeys: config.kerberos.deriveKeys,
+  })
+}
