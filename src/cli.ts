@@ -74,7 +74,7 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
   const started = performance.now()
   try {
     const result = mapped.ok
-      ? await verifier.verify(mapped.principal, password, AbortSignal.timeout(config.kerberos.checkDeadlineMs))
+      ? await verifier.verify(mapped.principal, password, AbortSignal.timeout(config.pipeline.deadlineMs))
       : { reason: mapped.reason, roundTrips: 0 }
     const { Reasons } = await import('./errors.js')
     const decision = Reasons[result.reason].decision

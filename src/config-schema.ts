@@ -1,3 +1,5 @@
+import { DEFAULT_PIPELINE_OPTIONS as P } from './pipeline/pipeline.js'
+
 /**
  * The configuration schema: every option, its type, its default and one sentence on it.
  * Only this file and config.ts know option names; modules receive typed sections.
@@ -37,7 +39,6 @@ export const SCHEMA = {
     verifyPrincipal: s('', 'Service principal tickets are verified against; empty: `host/<hostname>` like saslauthd.'),
     serviceTicketVia: e('as', ['as', 'tgs'], '`as`: service ticket in the AS exchange (2 round trips); `tgs`: separate TGS exchange (3).'),
     kdcs: mapList('Realm -> KDC list (`host[:port]`); overrides krb5.conf `[realms] kdc`.'),
-    checkDeadlineMs: i(1800, 100, 60_000, 'Overall bound on one uncached check; past it the answer is `unavailable`.'),
     udpAttemptTimeoutMs: i(400, 20, 30_000, 'Wait for one KDC over UDP before trying the next; raise for distant KDCs.'),
     tcpAttemptTimeoutMs: i(1000, 20, 30_000, 'Wait for one KDC over TCP before trying the next.'),
     maxS2kIterations: i(100_000, 4096, 16_777_215, 'Refuse KDC replies asking more PBKDF2 iterations (a spoofed reply must not burn CPU).'),
@@ -54,6 +55,32 @@ export const SCHEMA = {
     readTimeoutMs: i(5000, 50, 600_000, 'A client that has not sent a whole request by then is answered NO and closed.'),
     answerDeadlineMs: i(2000, 50, 600_000, 'Hard bound on every answer: NO at this deadline whatever is going on.'),
     maxConnections: i(8192, 1, 1_000_000, 'Open connections beyond this get NO at once.'),
+  },
+  pipeline: {
+    deadlineMs: i(P.deadlineMs, 100, 60_000, 'Bound on one decision; keep it below the front door deadline (saslauthd.answerDeadlineMs).'),
+    answerReserveMs: i(P.answerReserveMs, 0, 10_000, 'Time kept after giving up on the KDC to answer; raise on a loaded event loop.'),
+    positiveTtlMs: i(P.positiveTtlMs, 0, 7 * 24 * 3_600_000, 'Known-good passwords answer OK this long without a KDC; lower to honour password changes sooner.'),
+    negativeTtlMs: i(P.negativeTtlMs, 0, 24 * 3_600_000, 'Known-bad passwords answer NO this long without a KDC; raise against slow dictionaries.'),
+    maxPositiveEntries: i(P.maxPositiveEntries, 0, 10_000_000, 'Positive cache bound (entries, ~200 bytes each); raise above your active user count.'),
+    maxNegativeEntries: i(P.maxNegativeEntries, 0, 10_000_000, 'Negative cache bound (entries); raise when storms replay larger dictionaries.'),
+    offlineMaxStalenessMs: i(P.offlineMaxStalenessMs, 0, 30 * 24 * 3_600_000, 'Oldest positive verdict that still lets a user in when no KDC answers; 0 disables offline OKs.'),
+    staleOkOnUnavailable: b(P.staleOkOnUnavailable, 'Also let known-good credentials in when one KDC check fails (timeout, shed); off = strict.'),
+    guardWindowMs: i(P.guardWindowMs, 1000, 24 * 3_600_000, 'Failure-count window per principal; keep >= the KDC policy failurecountinterval.'),
+    guardThreshold: i(P.guardThreshold, 1, 1000, 'Failures in the window before a principal backs off; lower for stricter blocking.'),
+    guardBackoffBaseMs: i(P.guardBackoffBaseMs, 1, 3_600_000, 'First backoff of a blocked principal.'),
+    guardBackoffFactor: i(P.guardBackoffFactor, 1, 16, 'Backoff growth per further failure.'),
+    guardBackoffMaxMs: i(P.guardBackoffMaxMs, 1, 24 * 3_600_000, 'Longest backoff.'),
+    maxKdcFailuresPerWindow: i(P.maxKdcFailuresPerWindow, 1, 1000, 'Unknown passwords sent to the KDC per principal per window; keep BELOW the KDC maxfailure.'),
+    guardMaxPrincipals: i(P.guardMaxPrincipals, 100, 10_000_000, 'Principals tracked in memory by the guard; raise for very large sites.'),
+    maxKdcInFlight: i(P.maxKdcInFlight, 1, 10_000, 'KDC checks in flight at once; raise with KDC capacity (~1,000 checks/s per krb5kdc).'),
+    maxQueue: i(P.maxQueue, 0, 1_000_000, 'Requests waiting for a KDC slot; beyond this they are shed as unavailable.'),
+    minCheckMs: i(P.minCheckMs, 0, 60_000, 'Shortest useful KDC check; with less time left a request is shed at once. Raise for distant KDCs.'),
+    initialCheckEstimateMs: i(P.initialCheckEstimateMs, 1, 60_000, 'First guess of a check duration before any was measured.'),
+  },
+  state: {
+    url: s('', 'Valkey/Redis URL for guard state shared by replicas (redis://host:6379/0); empty: in memory.'),
+    keyPrefix: s('saslgate:guard:', 'Prefix of every key; change it to share one Valkey between deployments.'),
+    callTimeoutMs: i(25, 1, 10_000, 'Longest wait for one Valkey call before the guard answers from local memory.'),
   },
   log: {
     level: e('info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'pino log level.'),

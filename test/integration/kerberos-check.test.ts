@@ -7,8 +7,8 @@ import { Reasons } from '../../src/errors.js'
 import { krb5 } from '../../src/kerberos/native.js'
 import { KdcClient } from '../../src/kerberos/transport.js'
 import { KerberosVerifier, type VerifierOptions } from '../../src/kerberos/verifier.js'
-import { startBlackholeKdc, startRefusingKdc } from '../support/fake-kdc.js'
-import { type Realm, startRealm, startRogueKdc } from '../support/realm.js'
+import { startBlackholeKdc, startRefusingKdc } from '../../src/testing/fake-kdc.js'
+import { type Realm, startRealm, startRogueKdc } from '../../src/testing/realm.js'
 
 const PW = 'Corr3ct-horse-battery'
 let realm: Realm
@@ -205,7 +205,7 @@ describe('saslgate verify (CLI)', () => {
           KRB5_CONFIG: realm.krb5ConfPath,
           KRB5_KTNAME: realm.keytabPath,
           SASLGATE_KERBEROS_KDCS: `${realm.name}=127.0.0.1:${hole.port}`,
-          SASLGATE_KERBEROS_CHECK_DEADLINE_MS: '800',
+          SASLGATE_PIPELINE_DEADLINE_MS: '800',
         },
       })
       let out = ''

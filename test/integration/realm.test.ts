@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { type Realm, startRealm, startRogueKdc } from '../support/realm.js'
+import { type Realm, startRealm, startRogueKdc } from '../../src/testing/realm.js'
 
 const PW = {
   alice: 'alice "quoted" pw \\ #; $x', // exercises kadmin's quoting

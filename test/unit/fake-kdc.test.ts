@@ -4,8 +4,8 @@ import { once } from 'node:events'
 import { connect, createServer, type Socket as TcpSocket } from 'node:net'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startBlackholeKdc, startDelayProxy, startRefusingKdc } from '../support/fake-kdc.js'
-import { closePair, freePort, listenUdpAndTcp } from '../support/ports.js'
+import { startBlackholeKdc, startDelayProxy, startRefusingKdc } from '../../src/testing/fake-kdc.js'
+import { closePair, freePort, listenUdpAndTcp } from '../../src/testing/ports.js'
 
 const HOST = '127.0.0.1'
 

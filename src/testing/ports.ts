@@ -5,7 +5,7 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net'
-import { SaslgateError } from '../../src/errors.js'
+import { SaslgateError } from '../errors.js'
 
 export const DEFAULT_PORT_OPTIONS = {
   host: '127.0.0.1',

@@ -6,7 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
 import { connect, type Socket as TcpSocket } from 'node:net'
-import { SaslgateError } from '../../src/errors.js'
+import { SaslgateError } from '../errors.js'
 import { closePair, freePort, listenUdpAndTcp } from './ports.js'
 
 export const DEFAULT_FAKE_KDC_OPTIONS = {

@@ -28,7 +28,7 @@ import {
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { SaslgateError } from '../../src/errors.js'
+import { SaslgateError } from '../errors.js'
 import { freePort } from './ports.js'
 
 export interface RealmUser {

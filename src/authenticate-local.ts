@@ -1,0 +1,63 @@
+/**
+ * The local decision maker: principal mapping, the defence pipeline and the Kerberos check,
+ * built from the configuration. Used by single-host mode (`serve --saslauthd-socket`) and,
+ * later, by the RPC service.
+ */
+import type { Logger } from 'pino'
+import type { Config } from './config.js'
+import { createVerifier, resolveKerberosSettings } from './kerberos/setup.js'
+import { type DecisionEvent, Pipeline } from './pipeline/pipeline.js'
+import { createPrincipalMapper } from './pipeline/principal.js'
+import { RedisGuardStore } from './state/redis-store.js'
+
+export interface LocalAuthenticator {
+  pipeline: Pipeline
+  defaultRealm: string
+  close(): Promise<void>
+}
+
+export async function buildLocalAuthenticator(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+  onDecision?: (event: DecisionEvent) => void,
+): Promise<LocalAuthenticator> {
+  const settings = await resolveKerberosSettings(config, env)
+  const verifier = createVerifier(config, settings, {
+    onBreakerChange: (e) => logger.warn({ kdc: e.kdc, state: e.state }, 'KDC breaker changed state'),
+  })
+  const mapper = createPrincipalMapper({
+    defaultRealm: settings.defaultRealm,
+    realms: config.realm.allowed.length > 0 ? config.realm.allowed.map((r) => r.toUpperCase()) : [settings.defaultRealm],
+    domainRealms: { ...config.realm.domainRealms },
+    allowInstances: config.realm.allowInstances,
+  })
+  const guardStore =
+    config.state.url !== ''
+      ? new RedisGuardStore({ url: config.state.url, keyPrefix: config.state.keyPrefix, callTimeoutMs: config.state.callTimeoutMs })
+      : undefined
+  const pipeline = new Pipeline(
+    { verifier, mapper, guardStore, onDecision },
+    { ...config.pipeline },
+  )
+  logger.info(
+    {
+      defaultRealm: settings.defaultRealm,
+      kdcs: settings.kdcs,
+      krb5Config: settings.krb5ConfigPath,
+      keytab: settings.keytab,
+      verifyPrincipal: settings.verifyPrincipal(settings.defaultRealm),
+      sharedState: config.state.url !== '',
+    },
+    'kerberos settings',
+  )
+  return {
+    pipeline,
+    defaultRealm: settings.defaultRealm,
+    async close() {
+      await pipeline.close()
+      await verifier.close()
+      await guardStore?.close()
+    },
+  }
+}
