@@ -7,13 +7,29 @@ import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { createVerifier, resolveKerberosSettings } from './kerberos/setup.js'
 import { type DecisionEvent, Pipeline } from './pipeline/pipeline.js'
-import { createPrincipalMapper } from './pipeline/principal.js'
+import { createPrincipalMapper, type PrincipalMapper } from './pipeline/principal.js'
 import { RedisGuardStore } from './state/redis-store.js'
 
 export interface LocalAuthenticator {
   pipeline: Pipeline
   defaultRealm: string
   close(): Promise<void>
+}
+
+/** Principal mapping as configured; the default realm is always allowed. */
+export function mapperFromConfig(config: Config, defaultRealm: string): PrincipalMapper {
+  const realms = new Set([defaultRealm, ...config.realm.allowed.map((r) => r.toUpperCase())])
+  const domainRealms: Record<string, string> = {}
+  for (const [domain, realm] of Object.entries(config.realm.domainRealms)) {
+    domainRealms[domain] = realm.toUpperCase()
+    realms.add(realm.toUpperCase())
+  }
+  return createPrincipalMapper({
+    defaultRealm,
+    realms: [...realms],
+    domainRealms,
+    allowInstances: config.realm.allowInstances,
+  })
 }
 
 export async function buildLocalAuthenticator(
@@ -26,12 +42,7 @@ export async function buildLocalAuthenticator(
   const verifier = createVerifier(config, settings, {
     onBreakerChange: (e) => logger.warn({ kdc: e.kdc, state: e.state }, 'KDC breaker changed state'),
   })
-  const mapper = createPrincipalMapper({
-    defaultRealm: settings.defaultRealm,
-    realms: config.realm.allowed.length > 0 ? config.realm.allowed.map((r) => r.toUpperCase()) : [settings.defaultRealm],
-    domainRealms: { ...config.realm.domainRealms },
-    allowInstances: config.realm.allowInstances,
-  })
+  const mapper = mapperFromConfig(config, settings.defaultRealm)
   const guardStore =
     config.state.url !== ''
       ? new RedisGuardStore({ url: config.state.url, keyPrefix: config.state.keyPrefix, callTimeoutMs: config.state.callTimeoutMs })

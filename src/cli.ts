@@ -59,14 +59,9 @@ async function readStdin(): Promise<Buffer> {
 async function cmdVerify(config: Config, principalArg: string | undefined): Promise<number> {
   if (principalArg === undefined) fail('verify needs --principal USER[@REALM]')
   const { resolveKerberosSettings, createVerifier } = await import('./kerberos/setup.js')
-  const { createPrincipalMapper } = await import('./pipeline/principal.js')
+  const { mapperFromConfig } = await import('./authenticate-local.js')
   const settings = await resolveKerberosSettings(config, process.env)
-  const mapper = createPrincipalMapper({
-    defaultRealm: settings.defaultRealm,
-    realms: config.realm.allowed.length > 0 ? [...config.realm.allowed] : [settings.defaultRealm],
-    domainRealms: { ...config.realm.domainRealms },
-    allowInstances: config.realm.allowInstances,
-  })
+  const mapper = mapperFromConfig(config, settings.defaultRealm)
   const at = principalArg.lastIndexOf('@')
   const mapped = at > 0 ? mapper.map(principalArg.slice(0, at), principalArg.slice(at + 1)) : mapper.map(principalArg, '')
   const password = await readStdin()

@@ -11,7 +11,7 @@
  * built-in SHA-1. Any other enctype or salt takes libkrb5's own password path.
  */
 import { type ErrorCode, isSaslgateError, type Reason, SaslgateError } from '../errors.js'
-import { type EtypeInfo2Entry, inspectKdcReply, s2kIterations } from './etype-info.js'
+import { checkS2kSafety, type EtypeInfo2Entry, inspectKdcReply, s2kIterations } from './etype-info.js'
 import { type Krb5Codes, krb5, type NativeSession, type StepResult } from './native.js'
 import { deriveKey, supportsEtype } from './string-to-key.js'
 import type { KdcTransport, PasswordVerifier, VerifyResult } from './types.js'
@@ -171,13 +171,14 @@ export class KerberosVerifier implements PasswordVerifier {
       kdc = sent.kdc
       if (sent.protocol === 'tcp') tcp = true
       const info = inspectKdcReply(sent.reply)
-      const entries: EtypeInfo2Entry[] = info.eTypeInfo2 ?? []
-      for (const e of entries) {
-        const iterations = s2kIterations(e.etype, e.s2kparams)
-        if (iterations !== undefined && iterations > this.#o.maxS2kIterations) {
-          throw new SaslgateError('SASLGATE_ERR_UNSAFE_S2K', `KDC ${sent.kdc} asked for ${iterations} string-to-key iterations`)
-        }
+      const safety = checkS2kSafety(info, this.#o.maxS2kIterations)
+      if (!safety.ok) {
+        throw new SaslgateError(
+          'SASLGATE_ERR_UNSAFE_S2K',
+          `KDC ${sent.kdc} sent unusable string-to-key parameters (${safety.reason}${safety.iterations !== undefined ? `, ${safety.iterations} iterations` : ''})`,
+        )
       }
+      const entries: EtypeInfo2Entry[] = info.eTypeInfo2 ?? []
       if (
         first &&
         this.#o.deriveKeys &&
