@@ -6,7 +6,7 @@
 import { hostname } from 'node:os'
 import type { Config } from '../config.js'
 import { SaslgateError } from '../errors.js'
-import { readKrb5Conf } from './krb5-conf.js'
+import { krb5ConfPath, readKrb5Conf } from './krb5-conf.js'
 import { krb5 } from './native.js'
 import { KdcClient, type KdcTransportOptions } from './transport.js'
 import { KerberosVerifier } from './verifier.js'
@@ -20,23 +20,23 @@ export interface KerberosSettings {
   verifyPrincipal: (realm: string) => string
 }
 
-/** The krb5.conf path in force: the config's, else the first of `KRB5_CONFIG`, else /etc/krb5.conf. */
-export function krb5ConfigPath(config: Config, env: NodeJS.ProcessEnv): string {
+/** The krb5.conf in force: the config's, else as MIT picks it (`KRB5_CONFIG`, /etc/krb5.conf). */
+async function krb5ConfigPath(config: Config, env: NodeJS.ProcessEnv): Promise<string> {
   if (config.kerberos.config !== '') return config.kerberos.config
-  return env.KRB5_CONFIG?.split(':')[0] || '/etc/krb5.conf'
+  return (await krb5ConfPath(env)) ?? ''
 }
 
 export async function resolveKerberosSettings(
   config: Config,
   env: NodeJS.ProcessEnv,
 ): Promise<KerberosSettings> {
-  const path = krb5ConfigPath(config, env)
-  const conf = await readKrb5Conf(path, env)
+  const path = await krb5ConfigPath(config, env)
+  const conf = await readKrb5Conf(path === '' ? undefined : path, env)
   const defaultRealm = (config.realm.default || conf.defaultRealm || '').toUpperCase()
   if (defaultRealm === '') {
     throw new SaslgateError(
       'SASLGATE_ERR_CONFIG',
-      `config option realm.default: not set and ${path} has no default_realm`,
+      `config option realm.default: not set and ${path || 'no krb5.conf'} has no default_realm`,
     )
   }
   const kdcs: Record<string, readonly string[]> = {}

@@ -1,0 +1,516 @@
+/**
+ * Sends Kerberos messages to the KDCs of a realm over UDP and TCP, without ever blocking
+ * the event loop: every deadline, retry, failover and circuit breaker lives here.
+ *
+ * One `send`: KDCs in order (the preferred one first), skipping those whose breaker is
+ * open; UDP first unless asked for TCP or the request is over `udpPreferenceLimit`; a
+ * timeout, refusal or garbage moves on to the next KDC at once; KRB_ERR_RESPONSE_TOO_BIG
+ * over UDP resends the same request to the same KDC over TCP. The list is walked
+ * `passes` times while the caller's signal allows. Sockets live for one attempt.
+ */
+import dgram from 'node:dgram'
+import { lookup } from 'node:dns/promises'
+import net from 'node:net'
+import { performance } from 'node:perf_hooks'
+import { SaslgateError } from '../errors.js'
+import {
+  type BreakerChangeListener,
+  type BreakerState,
+  type BreakerVerdict,
+  DEFAULT_BREAKER_OPTIONS,
+  type KdcBreakerOptions,
+  KdcBreakers,
+} from './kdc-breakers.js'
+import { classifyKdcReply, KRB_ERR_RESPONSE_TOO_BIG } from './kdc-message.js'
+import type { KdcProtocol, KdcReply, KdcSendOptions, KdcTransport } from './types.js'
+
+export type { BreakerState } from './kdc-breakers.js'
+
+export type KdcAttemptOutcome = 'reply' | 'timeout' | 'refused' | 'error' | 'too_big' | 'aborted'
+
+export interface KdcAttemptEvent {
+  realm: string
+  /** `host:port` (`[v6]:port`) as configured. */
+  kdc: string
+  protocol: KdcProtocol
+  /** 1-based attempt number within the send. */
+  attempt: number
+  /** `aborted`: cut short by the caller's signal or by `close()`. */
+  outcome: KdcAttemptOutcome
+  durationMs: number
+  /** A short machine word for `error` outcomes (`bad_reply`, `reset`, `dns`, an errno code). */
+  detail?: string
+}
+
+export interface KdcTransportOptions {
+  /** KDC addresses per realm: `host`, `host:port`, `[v6]:port`, `v6`; default port 88. */
+  realms: Record<string, readonly string[]>
+  udpAttemptTimeoutMs: number
+  tcpAttemptTimeoutMs: number
+  /** Requests larger than this many bytes go over TCP first (MIT's udp_preference_limit). */
+  udpPreferenceLimit: number
+  /** Attempts on one KDC within one pass before moving on. */
+  maxAttemptsPerKdc: number
+  /** Times the KDC list is walked while the caller's signal allows. */
+  passes: number
+  /** Largest TCP reply accepted (length prefix above it: the attempt fails). */
+  maxReplyBytes: number
+  /** How long a resolved KDC hostname is reused. */
+  dnsCacheTtlMs: number
+  breaker: KdcBreakerOptions
+  onAttempt?: (event: KdcAttemptEvent) => void
+  onBreakerChange?: BreakerChangeListener
+}
+
+export type KdcTransportInit = Partial<Omit<KdcTransportOptions, 'breaker' | 'realms'>> & {
+  realms: Record<string, readonly string[]>
+  breaker?: Partial<KdcBreakerOptions>
+}
+
+export const DEFAULT_TRANSPORT_OPTIONS: Readonly<Omit<KdcTransportOptions, 'realms'>> =
+  Object.freeze({
+    udpAttemptTimeoutMs: 400,
+    tcpAttemptTimeoutMs: 1000,
+    udpPreferenceLimit: 1465,
+    maxAttemptsPerKdc: 1,
+    passes: 2,
+    maxReplyBytes: 65536,
+    dnsCacheTtlMs: 30000,
+    breaker: DEFAULT_BREAKER_OPTIONS,
+  })
+
+export const DEFAULT_KDC_PORT = 88
+
+export interface KdcAddress {
+  /** Hostname (lowercased) or IP literal, without brackets. */
+  host: string
+  port: number
+  /** 4 or 6 for an IP literal, 0 for a hostname. */
+  family: 0 | 4 | 6
+  /** `host:port`, or `[v6]:port`: the breaker key and the `kdc` of a reply. */
+  key: string
+}
+
+const HOSTNAME = /^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$/
+
+/** Parses a KDC address as krb5.conf writes it. Throws SASLGATE_ERR_CONFIG. */
+export function parseKdcAddress(spec: string, defaultPort = DEFAULT_KDC_PORT): KdcAddress {
+  const bad = (why: string) =>
+    new SaslgateError(
+      'SASLGATE_ERR_CONFIG',
+      `realms: bad KDC address ${JSON.stringify(spec)}: ${why}`,
+    )
+  const s = spec.trim()
+  let host: string
+  let portText: string | undefined
+  if (s.startsWith('[')) {
+    const end = s.indexOf(']')
+    if (end < 0) throw bad('unclosed [')
+    host = s.slice(1, end)
+    const rest = s.slice(end + 1)
+    if (rest.startsWith(':')) portText = rest.slice(1)
+    else if (rest !== '') throw bad('junk after ]')
+    if (net.isIP(host) !== 6) throw bad('not an IPv6 address inside [ ]')
+  } else {
+    const first = s.indexOf(':')
+    if (first >= 0 && first === s.lastIndexOf(':')) {
+      host = s.slice(0, first)
+      portText = s.slice(first + 1)
+    } else {
+      host = s
+      if (first >= 0 && net.isIP(host) !== 6) throw bad('not an IPv6 address')
+    }
+  }
+  let port = defaultPort
+  if (portText !== undefined) {
+    if (!/^\d{1,5}$/.test(portText)) throw bad('bad port')
+    port = Number(portText)
+  }
+  if (port < 1 || port > 65535) throw bad('port out of range')
+  const family = net.isIP(host) as 0 | 4 | 6
+  if (family === 0) {
+    if (!HOSTNAME.test(host)) throw bad('bad hostname')
+    host = host.toLowerCase()
+  }
+  return { host, port, family, key: family === 6 ? `[${host}]:${port}` : `${host}:${port}` }
+}
+
+type AttemptResult =
+  | { outcome: 'reply'; reply: Buffer }
+  | { outcome: 'too_big' }
+  | { outcome: 'timeout' }
+  | { outcome: 'refused' }
+  | { outcome: 'error'; detail: string }
+  | { outcome: 'aborted' }
+
+type Finish = (result: AttemptResult) => void
+
+interface ResolvedAddress {
+  address: string
+  family: 4 | 6
+}
+
+function positiveInt(name: string, value: number, min = 1): number {
+  if (!Number.isInteger(value) || value < min) {
+    throw new SaslgateError('SASLGATE_ERR_CONFIG', `${name} must be an integer >= ${min}`)
+  }
+  return value
+}
+
+function errnoOf(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : 'unknown'
+}
+
+/** The error a send rejects with once its signal fired. */
+function abortError(signal: AbortSignal): SaslgateError {
+  const reason: unknown = signal.reason
+  if (reason instanceof SaslgateError) {
+    if (reason.code === 'SASLGATE_ERR_DEADLINE' || reason.code === 'SASLGATE_ERR_ABORTED') {
+      return new SaslgateError(reason.code, reason.message, { cause: reason })
+    }
+  }
+  if ((reason as { name?: unknown } | null)?.name === 'TimeoutError') {
+    return new SaslgateError('SASLGATE_ERR_DEADLINE', 'the deadline passed while waiting for a KDC')
+  }
+  return new SaslgateError('SASLGATE_ERR_ABORTED', 'the caller aborted the KDC exchange', {
+    cause: reason,
+  })
+}
+
+export class KdcClient implements KdcTransport {
+  readonly #options: Omit<KdcTransportOptions, 'realms' | 'breaker'>
+  readonly #realms = new Map<string, KdcAddress[]>()
+  readonly #breakers: KdcBreakers
+  /** Cancels every attempt under way (close()). */
+  readonly #inflight = new Set<() => void>()
+  readonly #dnsCache = new Map<string, { value: ResolvedAddress; expiresAt: number }>()
+  readonly #dnsPending = new Map<string, Promise<ResolvedAddress>>()
+  #closed = false
+
+  constructor(init: KdcTransportInit) {
+    const { realms, breaker, ...rest } = init
+    const o = { ...DEFAULT_TRANSPORT_OPTIONS, ...rest }
+    positiveInt('udpAttemptTimeoutMs', o.udpAttemptTimeoutMs)
+    positiveInt('tcpAttemptTimeoutMs', o.tcpAttemptTimeoutMs)
+    positiveInt('udpPreferenceLimit', o.udpPreferenceLimit, 0)
+    positiveInt('maxAttemptsPerKdc', o.maxAttemptsPerKdc)
+    positiveInt('passes', o.passes)
+    positiveInt('maxReplyBytes', o.maxReplyBytes, 64)
+    positiveInt('dnsCacheTtlMs', o.dnsCacheTtlMs, 0)
+    const b = { ...DEFAULT_BREAKER_OPTIONS, ...breaker }
+    positiveInt('breaker.resetTimeoutMs', b.resetTimeoutMs)
+    positiveInt('breaker.volumeThreshold', b.volumeThreshold, 0)
+    positiveInt('breaker.rollingCountTimeoutMs', b.rollingCountTimeoutMs)
+    positiveInt('breaker.rollingCountBuckets', b.rollingCountBuckets)
+    if (!(b.errorThresholdPercentage >= 0 && b.errorThresholdPercentage <= 100)) {
+      throw new SaslgateError('SASLGATE_ERR_CONFIG', 'breaker.errorThresholdPercentage: 0..100')
+    }
+    this.#options = o
+    this.#breakers = new KdcBreakers(b, o.onBreakerChange)
+    for (const [realm, specs] of Object.entries(realms ?? {})) {
+      const seen = new Set<string>()
+      const list: KdcAddress[] = []
+      for (const spec of specs) {
+        const kdc = parseKdcAddress(spec)
+        if (seen.has(kdc.key)) continue
+        seen.add(kdc.key)
+        list.push(kdc)
+        this.#breakers.ensure(kdc.key)
+      }
+      this.#realms.set(realm, list)
+    }
+  }
+
+  async send(realm: string, request: Buffer, options: KdcSendOptions): Promise<KdcReply> {
+    const { signal } = options
+    if (this.#closed) throw new SaslgateError('SASLGATE_ERR_CLOSED', 'the KDC transport is closed')
+    if (signal.aborted) throw abortError(signal)
+    const kdcs = this.#realms.get(realm)
+    if (!kdcs || kdcs.length === 0) {
+      throw new SaslgateError('SASLGATE_ERR_NO_KDC', `no KDC is configured for realm ${realm}`)
+    }
+    const preferred = options.preferKdc ? kdcs.find((k) => k.key === options.preferKdc) : undefined
+    const order = preferred ? [preferred, ...kdcs.filter((k) => k !== preferred)] : kdcs
+    if (!order.some((k) => this.#breakers.isAvailable(k.key))) {
+      throw new SaslgateError('SASLGATE_ERR_BREAKERS_OPEN', `every KDC breaker of ${realm} is open`)
+    }
+
+    let protocol: KdcProtocol =
+      options.tcp || request.length > this.#options.udpPreferenceLimit ? 'tcp' : 'udp'
+    let attempt = 0
+    const tally: Record<string, number> = {}
+
+    for (let pass = 0; pass < this.#options.passes; pass++) {
+      for (const kdc of order) {
+        for (let n = 0; n < this.#options.maxAttemptsPerKdc; n++) {
+          const ticket = this.#breakers.admit(kdc.key)
+          if (!ticket) break
+          let verdict: BreakerVerdict = 'neutral'
+          try {
+            attempt++
+            let result = await this.#attempt(realm, kdc, protocol, request, signal, attempt)
+            if (result.outcome === 'too_big') {
+              protocol = 'tcp' // the reply does not fit a datagram: TCP for the rest
+              attempt++
+              result = await this.#attempt(realm, kdc, protocol, request, signal, attempt)
+            }
+            if (result.outcome === 'aborted') {
+              verdict = ticket.probe ? 'failure' : 'neutral'
+              if (this.#closed) {
+                throw new SaslgateError('SASLGATE_ERR_CLOSED', 'the KDC transport was closed')
+              }
+              throw abortError(signal)
+            }
+            if (result.outcome === 'reply') {
+              verdict = 'success'
+              return { reply: result.reply, kdc: kdc.key, protocol, attempt }
+            }
+            verdict = 'failure'
+            tally[result.outcome] = (tally[result.outcome] ?? 0) + 1
+            if (result.outcome !== 'timeout') break // refused or broken: next KDC now
+          } finally {
+            ticket.settle(verdict)
+          }
+        }
+        if (signal.aborted) throw abortError(signal)
+        if (this.#closed)
+          throw new SaslgateError('SASLGATE_ERR_CLOSED', 'the KDC transport was closed')
+      }
+    }
+
+    const summary = Object.entries(tally)
+      .map(([outcome, count]) => `${count} ${outcome}`)
+      .join(', ')
+    if (attempt === 0) {
+      throw new SaslgateError('SASLGATE_ERR_BREAKERS_OPEN', `every KDC breaker of ${realm} is open`)
+    }
+    const code = tally.timeout ? 'SASLGATE_ERR_KDC_TIMEOUT' : 'SASLGATE_ERR_KDC_UNREACHABLE'
+    throw new SaslgateError(code, `no KDC of ${realm} answered (${attempt} attempts: ${summary})`)
+  }
+
+  /** True when every KDC breaker of the realm is open (or half-open with its probe taken). */
+  allOpen(realm: string): boolean {
+    const kdcs = this.#realms.get(realm)
+    if (!kdcs || kdcs.length === 0 || this.#closed) return false
+    return kdcs.every((k) => !this.#breakers.isAvailable(k.key))
+  }
+
+  /** The breaker state of every configured KDC, keyed by `host:port`. */
+  breakerStates(): Record<string, BreakerState> {
+    return this.#breakers.states()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const cancel of [...this.#inflight]) cancel()
+    this.#inflight.clear()
+    this.#breakers.close()
+    this.#dnsCache.clear()
+  }
+
+  /** One attempt on one KDC; never rejects. */
+  async #attempt(
+    realm: string,
+    kdc: KdcAddress,
+    protocol: KdcProtocol,
+    request: Buffer,
+    signal: AbortSignal,
+    attempt: number,
+  ): Promise<AttemptResult> {
+    const started = performance.now()
+    const result = await this.#run(kdc, protocol, request, signal)
+    const hook = this.#options.onAttempt
+    if (hook) {
+      const event: KdcAttemptEvent = {
+        realm,
+        kdc: kdc.key,
+        protocol,
+        attempt,
+        outcome: result.outcome,
+        durationMs: performance.now() - started,
+      }
+      if (result.outcome === 'error') event.detail = result.detail
+      try {
+        hook(event)
+      } catch {
+        // a telemetry hook must never break the transport
+      }
+    }
+    return result
+  }
+
+  #run(
+    kdc: KdcAddress,
+    protocol: KdcProtocol,
+    request: Buffer,
+    signal: AbortSignal,
+  ): Promise<AttemptResult> {
+    const timeoutMs =
+      protocol === 'udp' ? this.#options.udpAttemptTimeoutMs : this.#options.tcpAttemptTimeoutMs
+    return new Promise<AttemptResult>((resolve) => {
+      const cleanups: Array<() => void> = []
+      let done = false
+      const finish: Finish = (result) => {
+        if (done) return
+        done = true
+        for (const cleanup of cleanups) {
+          try {
+            cleanup()
+          } catch {
+            // closing an already closed socket
+          }
+        }
+        resolve(result)
+      }
+      const onAbort = () => finish({ outcome: 'aborted' })
+      if (signal.aborted || this.#closed) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      cleanups.push(() => signal.removeEventListener('abort', onAbort))
+      this.#inflight.add(onAbort)
+      cleanups.push(() => this.#inflight.delete(onAbort))
+      let badReplies = 0
+      const timer = setTimeout(
+        () =>
+          finish(
+            badReplies > 0 ? { outcome: 'error', detail: 'bad_reply' } : { outcome: 'timeout' },
+          ),
+        timeoutMs,
+      )
+      timer.unref()
+      cleanups.push(() => clearTimeout(timer))
+      const onBadReply = () => {
+        badReplies++
+      }
+
+      this.#resolveAddress(kdc).then(
+        (address) => {
+          if (done) return
+          try {
+            if (protocol === 'udp') {
+              udpExchange(address, kdc.port, request, finish, cleanups, onBadReply)
+            } else {
+              tcpExchange(address, kdc.port, request, this.#options.maxReplyBytes, finish, cleanups)
+            }
+          } catch (err) {
+            finish({ outcome: 'error', detail: errnoOf(err) }) // e.g. EMFILE thrown at once
+          }
+        },
+        () => finish({ outcome: 'error', detail: 'dns' }),
+      )
+    })
+  }
+
+  /** IP literals as they are; hostnames through dns.lookup, cached, one lookup at a time. */
+  #resolveAddress(kdc: KdcAddress): Promise<ResolvedAddress> {
+    if (kdc.family !== 0) return Promise.resolve({ address: kdc.host, family: kdc.family })
+    const now = performance.now()
+    const cached = this.#dnsCache.get(kdc.host)
+    if (cached && cached.expiresAt > now) return Promise.resolve(cached.value)
+    let pending = this.#dnsPending.get(kdc.host)
+    if (!pending) {
+      pending = lookup(kdc.host).then(
+        ({ address, family }) => {
+          const value: ResolvedAddress = { address, family: family === 6 ? 6 : 4 }
+          this.#dnsPending.delete(kdc.host)
+          if (!this.#closed && this.#options.dnsCacheTtlMs > 0) {
+            this.#dnsCache.set(kdc.host, {
+              value,
+              expiresAt: performance.now() + this.#options.dnsCacheTtlMs,
+            })
+          }
+          return value
+        },
+        (err: unknown) => {
+          this.#dnsPending.delete(kdc.host)
+          throw err
+        },
+      )
+      this.#dnsPending.set(kdc.host, pending)
+    }
+    return pending
+  }
+}
+
+/** One UDP request/reply on a connected socket (the kernel drops datagrams from others). */
+function udpExchange(
+  to: ResolvedAddress,
+  port: number,
+  request: Buffer,
+  finish: Finish,
+  cleanups: Array<() => void>,
+  onBadReply: () => void,
+): void {
+  const socket = dgram.createSocket(to.family === 6 ? 'udp6' : 'udp4')
+  let closed = false
+  cleanups.push(() => {
+    closed = true
+    socket.close()
+  })
+  socket.on('error', (err) => {
+    // a connected socket reports ICMP port unreachable as ECONNREFUSED
+    if (errnoOf(err) === 'ECONNREFUSED') finish({ outcome: 'refused' })
+    else finish({ outcome: 'error', detail: errnoOf(err) })
+  })
+  socket.on('message', (msg) => {
+    const info = classifyKdcReply(msg)
+    if (!info) return onBadReply() // garbage: keep waiting for a real reply
+    if (info.kind === 'krb-error' && info.errorCode === KRB_ERR_RESPONSE_TOO_BIG) {
+      finish({ outcome: 'too_big' })
+    } else {
+      finish({ outcome: 'reply', reply: msg })
+    }
+  })
+  socket.connect(port, to.address, () => {
+    if (closed) return
+    socket.send(request, (err) => {
+      if (err) finish({ outcome: 'error', detail: errnoOf(err) })
+    })
+  })
+}
+
+/** One TCP request/reply, both framed with a 4-byte big-endian length. */
+function tcpExchange(
+  to: ResolvedAddress,
+  port: number,
+  request: Buffer,
+  maxReplyBytes: number,
+  finish: Finish,
+  cleanups: Array<() => void>,
+): void {
+  const socket = net.connect({ host: to.address, port, family: to.family, noDelay: true })
+  cleanups.push(() => socket.destroy())
+  const chunks: Buffer[] = []
+  let received = 0
+  let expected = -1
+  socket.on('connect', () => {
+    const prefix = Buffer.alloc(4)
+    prefix.writeUInt32BE(request.length, 0)
+    socket.write(Buffer.concat([prefix, request]))
+  })
+  socket.on('data', (chunk: Buffer) => {
+    chunks.push(chunk)
+    received += chunk.length
+    if (expected < 0 && received >= 4) {
+      const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+      const length = head.readUInt32BE(0)
+      // The top bit is reserved (RFC 4120 7.2.2); zero or oversized lengths are no reply.
+      if (length === 0 || length > maxReplyBytes) {
+        return finish({ outcome: 'error', detail: 'bad_length' })
+      }
+      expected = length
+    }
+    if (expected >= 0 && received >= 4 + expected) {
+      const all = Buffer.concat(chunks, received)
+      const reply = all.subarray(4, 4 + expected)
+      if (classifyKdcReply(reply)) finish({ outcome: 'reply', reply: Buffer.from(reply) })
+      else finish({ outcome: 'error', detail: 'bad_reply' })
+    }
+  })
+  socket.on('error', (err) => {
+    if (errnoOf(err) === 'ECONNREFUSED') finish({ outcome: 'refused' })
+    else finish({ outcome: 'error', detail: errnoOf(err) })
+  })
+  socket.on('close', () => finish({ outcome: 'error', detail: 'closed' }))
+}
