@@ -1,0 +1,428 @@
+import { performance } from 'node:perf_hooks'
+import type { Authenticator, AuthRequest, AuthResult } from '../authenticator.js'
+import {
+  type Decision,
+  decisionOf,
+  isSaslgateError,
+  type Reason,
+  SaslgateError,
+} from '../errors.js'
+import type { PasswordVerifier, VerifyResult } from '../kerberos/types.js'
+import type { GuardStore } from '../state/guard-store.js'
+import { MemoryGuardStore } from '../state/memory-store.js'
+import { Admission, DEFAULT_ADMISSION_OPTIONS, type Priority } from './admission.js'
+import { DEFAULT_GUARD_OPTIONS, Guard } from './guard.js'
+import { SingleFlight } from './single-flight.js'
+import { type CacheKey, DEFAULT_VERDICT_CACHE_OPTIONS, VerdictCache } from './verdict-cache.js'
+
+/**
+ * The decision pipeline (DESIGN.md section 3, stages 1-6 and offline mode):
+ * validate -> map -> verdict cache -> guard -> offline mode -> single flight -> admission
+ * -> verifier -> record (cache, guard). Each stage may answer early; only the verifier
+ * talks to a KDC.
+ *
+ * Fail closed: any exception anywhere answers `unavailable` (`internal_error`), never
+ * `ok`. Unknown principals and wrong passwords take the same paths (cache, guard, budget)
+ * and give the same `invalid` decision; the reason stays internal.
+ *
+ * Known-good credentials (a positive verdict for exactly this password, up to
+ * `offlineMaxStalenessMs` old) pass the guard even while the principal is under attack,
+ * and answer `offline_ok` when no KDC can answer in time (every breaker open, queue full,
+ * KDC timeout). KDC checks queue by priority: principals with a known-good password
+ * first, then clean principals (first-time users), then principals already failing and
+ * passwords already refused for several principals (where a storm's guesses land).
+ *
+ * The pipeline closes what it made (cache, guard, admission, its own memory store); the
+ * verifier, the mapper and an injected guard store belong to the caller.
+ */
+
+/** Maps a login and the realm field to a principal; the real one is src/pipeline/principal.ts. */
+export interface PrincipalMapper {
+  map(
+    login: string,
+    realmField: string,
+  ): { ok: true; principal: string; realm: string } | { ok: false; reason: 'unmappable_login' }
+}
+
+/** What the `onDecision` hook sees: never a password, never a cache key. */
+export interface DecisionEvent {
+  decision: Decision
+  reason: Reason
+  stage: string
+  /** The mapped principal; undefined when the request was refused before mapping. */
+  principal: string | undefined
+  latencyMs: number
+  cacheHit: boolean
+  queueWaitMs: number
+}
+
+export interface PipelineDeps {
+  verifier: PasswordVerifier
+  mapper: PrincipalMapper
+  /** Shared guard state (e.g. `RedisGuardStore`); default: a private `MemoryGuardStore`. */
+  guardStore?: GuardStore
+  /** Called once per decision (logs, metrics); its exceptions are swallowed. */
+  onDecision?: (event: DecisionEvent) => void
+  /** Wall clock for cache ages and guard windows (tests); default `Date.now`. */
+  wallClock?: () => number
+}
+
+export interface PipelineOptions {
+  deadlineMs: number
+  answerReserveMs: number
+  positiveTtlMs: number
+  negativeTtlMs: number
+  maxPositiveEntries: number
+  maxNegativeEntries: number
+  offlineMaxStalenessMs: number
+  staleOkOnUnavailable: boolean
+  guardWindowMs: number
+  guardThreshold: number
+  guardBackoffBaseMs: number
+  guardBackoffFactor: number
+  guardBackoffMaxMs: number
+  maxKdcFailuresPerWindow: number
+  guardMaxPrincipals: number
+  maxKdcInFlight: number
+  maxQueue: number
+  minCheckMs: number
+  initialCheckEstimateMs: number
+  sprayedPasswordRefusals: number
+}
+
+export const DEFAULT_PIPELINE_OPTIONS: Readonly<PipelineOptions> = Object.freeze({
+  /** Bound on one decision; keep it below the front door's answer deadline (2,000 ms). */
+  deadlineMs: 1900,
+  /** Time kept after giving up on the KDC to answer (raise on a loaded event loop). */
+  answerReserveMs: 25,
+  /** Known-good passwords answer OK this long without a KDC; lower to honour password changes sooner. */
+  positiveTtlMs: DEFAULT_VERDICT_CACHE_OPTIONS.positiveTtlMs,
+  /** Known-bad passwords answer NO this long without a KDC; raise against slow dictionaries. */
+  negativeTtlMs: DEFAULT_VERDICT_CACHE_OPTIONS.negativeTtlMs,
+  /** Positive cache bound (entries, ~200 bytes each); raise above your active user count. */
+  maxPositiveEntries: DEFAULT_VERDICT_CACHE_OPTIONS.maxPositiveEntries,
+  /** Negative cache bound (entries); raise when storms replay larger dictionaries. */
+  maxNegativeEntries: DEFAULT_VERDICT_CACHE_OPTIONS.maxNegativeEntries,
+  /** Oldest positive verdict that still lets a user in when no KDC answers; 0 disables. */
+  offlineMaxStalenessMs: 24 * 60 * 60 * 1000,
+  /** Also answer known-good credentials when the KDC check fails (timeout, shed); off = strict. */
+  staleOkOnUnavailable: true,
+  /** Guard window; keep >= the KDC policy's failurecountinterval. */
+  guardWindowMs: DEFAULT_GUARD_OPTIONS.windowMs,
+  /** Failures in the window before backoff; lower for stricter blocking. */
+  guardThreshold: DEFAULT_GUARD_OPTIONS.threshold,
+  /** First backoff of a blocked principal. */
+  guardBackoffBaseMs: DEFAULT_GUARD_OPTIONS.backoffBaseMs,
+  /** Backoff growth per further failure. */
+  guardBackoffFactor: DEFAULT_GUARD_OPTIONS.backoffFactor,
+  /** Longest backoff. */
+  guardBackoffMaxMs: DEFAULT_GUARD_OPTIONS.backoffMaxMs,
+  /** Unknown passwords sent to the KDC per principal per window; keep below the KDC's maxfailure. */
+  maxKdcFailuresPerWindow: DEFAULT_GUARD_OPTIONS.maxKdcFailuresPerWindow,
+  /** Principals tracked by the default memory guard store; raise for very large sites. */
+  guardMaxPrincipals: 100_000,
+  /** KDC checks in flight at once; raise with KDC capacity (about 1,000 checks/s per krb5kdc). */
+  maxKdcInFlight: DEFAULT_ADMISSION_OPTIONS.maxInFlight,
+  /** Requests waiting for a KDC slot; beyond this they are shed. */
+  maxQueue: DEFAULT_ADMISSION_OPTIONS.maxQueue,
+  /** Shortest useful KDC check; less time left = shed at once. Raise for distant KDCs. */
+  minCheckMs: DEFAULT_ADMISSION_OPTIONS.minCheckMs,
+  /** First guess of a check's duration before any was measured. */
+  initialCheckEstimateMs: DEFAULT_ADMISSION_OPTIONS.initialCheckEstimateMs,
+  /** A password refused for this many principals lately queues last; raise if users share one. */
+  sprayedPasswordRefusals: 3,
+})
+
+interface FlightOutcome {
+  result: AuthResult
+  queueWaitMs: number
+}
+
+interface Context {
+  principal: string | undefined
+  cacheHit: boolean
+  queueWaitMs: number
+}
+
+/** Verdicts the KDC gave that are worth remembering (never `unavailable` ones). */
+const CACHEABLE_INVALID: ReadonlySet<Reason> = new Set<Reason>([
+  'bad_password',
+  'unknown_principal',
+  'password_expired',
+  'principal_disabled',
+  'principal_locked',
+  'verify_failed',
+  'kdc_refused',
+])
+
+export class Pipeline implements Authenticator {
+  readonly #options: PipelineOptions
+  readonly #verifier: PasswordVerifier
+  readonly #mapper: PrincipalMapper
+  readonly #onDecision: ((event: DecisionEvent) => void) | undefined
+  readonly #cache: VerdictCache
+  readonly #guard: Guard
+  readonly #ownStore: GuardStore | undefined
+  readonly #flights = new SingleFlight<CacheKey, FlightOutcome>()
+  readonly #admission: Admission
+  #closed = false
+
+  constructor(deps: PipelineDeps, options: Partial<PipelineOptions> = {}) {
+    const o = { ...DEFAULT_PIPELINE_OPTIONS, ...options }
+    if (!(o.deadlineMs > o.answerReserveMs) || !(o.answerReserveMs >= 0)) {
+      throw new SaslgateError(
+        'SASLGATE_ERR_CONFIG',
+        'pipeline: need deadlineMs > answerReserveMs >= 0',
+      )
+    }
+    if (!(o.offlineMaxStalenessMs >= 0)) {
+      throw new SaslgateError('SASLGATE_ERR_CONFIG', 'pipeline: offlineMaxStalenessMs must be >= 0')
+    }
+    this.#options = o
+    this.#verifier = deps.verifier
+    this.#mapper = deps.mapper
+    this.#onDecision = deps.onDecision
+    const now = deps.wallClock ?? Date.now
+    this.#cache = new VerdictCache({
+      positiveTtlMs: o.positiveTtlMs,
+      negativeTtlMs: o.negativeTtlMs,
+      staleRetainMs: o.offlineMaxStalenessMs,
+      maxPositiveEntries: o.maxPositiveEntries,
+      maxNegativeEntries: o.maxNegativeEntries,
+      now,
+    })
+    if (deps.guardStore === undefined) {
+      this.#ownStore = new MemoryGuardStore({ maxPrincipals: o.guardMaxPrincipals, now })
+    }
+    this.#guard = new Guard(deps.guardStore ?? (this.#ownStore as GuardStore), {
+      windowMs: o.guardWindowMs,
+      threshold: o.guardThreshold,
+      backoffBaseMs: o.guardBackoffBaseMs,
+      backoffFactor: o.guardBackoffFactor,
+      backoffMaxMs: o.guardBackoffMaxMs,
+      maxKdcFailuresPerWindow: o.maxKdcFailuresPerWindow,
+      now,
+    })
+    this.#admission = new Admission({
+      maxInFlight: o.maxKdcInFlight,
+      maxQueue: o.maxQueue,
+      minCheckMs: o.minCheckMs,
+      initialCheckEstimateMs: o.initialCheckEstimateMs,
+    })
+  }
+
+  /** Counters for metrics. */
+  stats(): {
+    cache: { positive: number; negative: number }
+    kdcInFlight: number
+    queued: number
+    shed: number
+    flights: number
+    joined: number
+  } {
+    return {
+      cache: this.#cache.stats(),
+      kdcInFlight: this.#admission.inFlight,
+      queued: this.#admission.queued,
+      shed: this.#admission.shedCount,
+      flights: this.#flights.size,
+      joined: this.#flights.joined,
+    }
+  }
+
+  async authenticate(req: AuthRequest): Promise<AuthResult> {
+    const started = performance.now()
+    const ctx: Context = { principal: undefined, cacheHit: false, queueWaitMs: 0 }
+    let result: AuthResult
+    try {
+      result = await this.#decide(req, started, ctx)
+      // Defence in depth: a decision must be the one its reason implies.
+      if (result.decision !== decisionOf(result.reason)) {
+        result = answer('internal_error', 'internal')
+      }
+    } catch {
+      result = answer('internal_error', 'internal')
+    }
+    this.#emit(result, ctx, performance.now() - started)
+    return result
+  }
+
+  /** Sheds queued checks and drops the cache. Running checks finish. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#admission.close()
+    this.#flights.close()
+    this.#cache.close()
+    await this.#guard.close()
+    await this.#ownStore?.close()
+  }
+
+  async #decide(req: AuthRequest, started: number, ctx: Context): Promise<AuthResult> {
+    if (this.#closed) return answer('internal_error', 'pipeline')
+    if (
+      req.login.length === 0 ||
+      req.password.length === 0 ||
+      req.login.includes('\0') ||
+      req.realm.includes('\0')
+    ) {
+      return answer('malformed_request', 'decode')
+    }
+    if (req.signal.aborted) return answer('deadline', 'decode')
+
+    const mapped = this.#mapper.map(req.login, req.realm)
+    if (!mapped.ok) return answer('unmappable_login', 'mapping')
+    const { principal, realm } = mapped
+    ctx.principal = principal
+
+    const key = this.#cache.keyFor(principal, req.password)
+    const hit = this.#cache.get(key)
+    if (hit !== undefined) {
+      ctx.cacheHit = true
+      if (hit.verdict === 'ok') return answer('cached_ok', 'cache')
+      await this.#guard.recordFailure(principal)
+      return answer('cached_invalid', 'cache')
+    }
+
+    const knownGood = this.#cache.staleOk(key, this.#options.offlineMaxStalenessMs)
+    const guard = await this.#guard.check(principal, knownGood)
+    if (guard.action === 'blocked') {
+      return { ...answer('guard_blocked', 'guard'), retryAfterMs: Math.ceil(guard.retryAfterMs) }
+    }
+    if (guard.action === 'budget') return answer('guard_budget', 'guard')
+
+    if (this.#verifier.allKdcsDown(realm)) {
+      return knownGood ? answer('offline_ok', 'offline') : answer('offline_refused', 'offline')
+    }
+
+    // Known-good principals first, then clean ones (first-time users), then principals
+    // already failing and passwords already refused for several principals (a storm).
+    const priority: Priority =
+      knownGood || this.#cache.knowsPrincipal(principal)
+        ? 'high'
+        : guard.failures > 0 ||
+            this.#cache.passwordRefusals(req.password) >= this.#options.sprayedPasswordRefusals
+          ? 'low'
+          : 'normal'
+    const deadline = started + this.#options.deadlineMs - this.#options.answerReserveMs
+    const timeout = new AbortController()
+    const timer = setTimeout(() => timeout.abort(), Math.max(0, deadline - performance.now()))
+    timer.unref()
+    const waiterSignal = AbortSignal.any([req.signal, timeout.signal])
+    try {
+      const outcome = await this.#flights.run(
+        principal,
+        key,
+        (signal) =>
+          this.#leader(principal, req.password, key, priority, knownGood, deadline, signal),
+        waiterSignal,
+      )
+      ctx.queueWaitMs = outcome.queueWaitMs
+      return outcome.result
+    } catch (err) {
+      // This waiter's deadline came (or its caller left); the flight may go on for others.
+      if (isSaslgateError(err, 'SASLGATE_ERR_ABORTED')) {
+        return this.#fallback(key, 'deadline', 'kerberos')
+      }
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** The one check a flight runs: budget, admission, verifier, then record the verdict. */
+  async #leader(
+    principal: string,
+    callerPassword: Buffer,
+    key: CacheKey,
+    priority: Priority,
+    knownGood: boolean,
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<FlightOutcome> {
+    // Our own copy, taken before any await: the first caller may give up (and reuse its
+    // buffer) while others still wait on this flight.
+    const password = Buffer.from(callerPassword)
+    try {
+      return await this.#forward(principal, password, key, priority, knownGood, deadline, signal)
+    } finally {
+      password.fill(0)
+    }
+  }
+
+  async #forward(
+    principal: string,
+    password: Buffer,
+    key: CacheKey,
+    priority: Priority,
+    knownGood: boolean,
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<FlightOutcome> {
+    // Known-good credentials skip the budget: at most one such forward per principal.
+    const reserved = knownGood ? false : await this.#guard.reserveKdc(principal)
+    if (!knownGood && !reserved) return { result: answer('guard_budget', 'guard'), queueWaitMs: 0 }
+
+    const admitted = await this.#admission.run(
+      () => this.#verifier.verify(principal, password, signal),
+      { priority, deadlineMs: deadline, signal },
+    )
+    const queueWaitMs = admitted.queueWaitMs
+    if (admitted.outcome !== 'ran') {
+      if (reserved) await this.#guard.refundKdc(principal)
+      const reason = admitted.outcome === 'shed' ? 'shed' : 'deadline'
+      return { result: this.#fallback(key, reason, 'admission'), queueWaitMs }
+    }
+    const verified: VerifyResult = admitted.value
+
+    const reason = verified.reason
+    const decision = decisionOf(reason)
+    if (decision === 'ok') {
+      if (reason !== 'ok') return { result: answer('internal_error', 'kerberos'), queueWaitMs }
+      this.#cache.set(key, 'ok', reason)
+      await this.#guard.recordSuccess(principal)
+      return { result: answer('ok', 'kerberos'), queueWaitMs }
+    }
+    if (decision === 'invalid') {
+      if (CACHEABLE_INVALID.has(reason)) this.#cache.set(key, 'invalid', reason)
+      if (reason === 'bad_password' || reason === 'unknown_principal') {
+        this.#cache.notePasswordRefused(password)
+      }
+      await this.#guard.recordFailure(principal)
+      return { result: answer(reason, 'kerberos'), queueWaitMs }
+    }
+    // Unavailable: give the budget back only when nothing reached a KDC.
+    if (reserved && verified.roundTrips === 0) await this.#guard.refundKdc(principal)
+    return { result: this.#fallback(key, reason, 'kerberos'), queueWaitMs }
+  }
+
+  /** An `unavailable` answer, unless the credentials are known good (then `offline_ok`). */
+  #fallback(key: CacheKey, reason: Reason, stage: string): AuthResult {
+    const o = this.#options
+    if (o.staleOkOnUnavailable && this.#cache.staleOk(key, o.offlineMaxStalenessMs)) {
+      return answer('offline_ok', 'offline')
+    }
+    return answer(reason, stage)
+  }
+
+  #emit(result: AuthResult, ctx: Context, latencyMs: number): void {
+    if (this.#onDecision === undefined) return
+    try {
+      this.#onDecision({
+        decision: result.decision,
+        reason: result.reason,
+        stage: result.stage,
+        principal: ctx.principal,
+        latencyMs,
+        cacheHit: ctx.cacheHit,
+        queueWaitMs: ctx.queueWaitMs,
+      })
+    } catch {
+      // A broken hook must not change or delay the decision.
+    }
+  }
+}
+
+function answer(reason: Reason, stage: string): AuthResult {
+  return { decision: decisionOf(reason), reason, stage }
+}

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { isSaslgateError } from '../../src/errors.js'
+import { Guard } from '../../src/pipeline/guard.js'
+import { MemoryGuardStore } from '../../src/state/memory-store.js'
+
+function clock(start = 1_700_000_000_000): { now: () => number; advance: (ms: number) => void } {
+  let t = start
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms
+    },
+  }
+}
+
+function setup(options: Partial<ConstructorParameters<typeof Guard>[1]> = {}) {
+  const c = clock()
+  const store = new MemoryGuardStore({ now: c.now, maxPrincipals: 1000 })
+  const guard = new Guard(store, { now: c.now, ...options })
+  return { c, store, guard }
+}
+
+describe('Guard', () => {
+  test('blocks past the threshold with exponential backoff, capped', async () => {
+    const { c, guard } = setup({ threshold: 3, backoffBaseMs: 1000, backoffMaxMs: 4000 })
+    for (let i = 0; i < 2; i++) await guard.recordFailure('alice@EX')
+    assert.equal((await guard.check('alice@EX', false)).action, 'pass')
+    await guard.recordFailure('alice@EX') // 3rd: blocked 1 s
+    let d = await guard.check('alice@EX', false)
+    assert.equal(d.action, 'blocked')
+    assert.equal(d.action === 'blocked' && d.retryAfterMs, 1000)
+    c.advance(1001)
+    assert.equal((await guard.check('alice@EX', false)).action, 'pass')
+    await guard.recordFailure('alice@EX') // 4th: 2 s
+    d = await guard.check('alice@EX', false)
+    assert.equal(d.action === 'blocked' && d.retryAfterMs, 2000)
+    for (let i = 0; i < 20; i++) await guard.recordFailure('alice@EX')
+    d = await guard.check('alice@EX', false)
+    assert.equal(d.action === 'blocked' && d.retryAfterMs, 4000, 'capped at backoffMaxMs')
+  })
+
+  test('known-good credentials pass while blocked and over budget', async () => {
+    const { guard } = setup({ threshold: 1, maxKdcFailuresPerWindow: 1 })
+    assert.equal(await guard.reserveKdc('alice@EX'), true)
+    await guard.recordFailure('alice@EX')
+    assert.equal((await guard.check('alice@EX', false)).action, 'blocked')
+    assert.equal((await guard.check('alice@EX', true)).action, 'pass')
+  })
+
+  test('the KDC budget is atomic, refundable and ends with the window', async () => {
+    const { c, guard } = setup({ maxKdcFailuresPerWindow: 3, windowMs: 10_000, threshold: 100 })
+    const taken = await Promise.all(Array.from({ length: 10 }, () => guard.reserveKdc('bob@EX')))
+    assert.equal(taken.filter(Boolean).length, 3, 'concurrent reservations cannot overshoot')
+    assert.equal((await guard.check('bob@EX', false)).action, 'budget')
+    assert.equal((await guard.check('carol@EX', false)).action, 'pass', 'per principal')
+    await guard.refundKdc('bob@EX')
+    assert.equal((await guard.check('bob@EX', false)).action, 'pass')
+    assert.equal(await guard.reserveKdc('bob@EX'), true)
+    assert.equal(await guard.reserveKdc('bob@EX'), false)
+    c.advance(9000)
+    await guard.recordFailure('bob@EX') // slides the window
+    c.advance(9000)
+    assert.equal((await guard.check('bob@EX', false)).action, 'budget', 'window slid')
+    c.advance(1001)
+    assert.equal((await guard.check('bob@EX', false)).action, 'pass', 'window over')
+  })
+
+  test('success resets the principal', async () => {
+    const { guard } = setup({ threshold: 1, maxKdcFailuresPerWindow: 1 })
+    await guard.reserveKdc('alice@EX')
+    await guard.recordFailure('alice@EX')
+    assert.notEqual((await guard.check('alice@EX', false)).action, 'pass')
+    await guard.recordSuccess('alice@EX')
+    assert.equal((await guard.check('alice@EX', false)).action, 'pass')
+  })
+
+  test('tracked principals are bounded (LRU)', async () => {
+    const c = clock()
+    const store = new MemoryGuardStore({ now: c.now, maxPrincipals: 50 })
+    const guard = new Guard(store, { now: c.now })
+    for (let i = 0; i < 500; i++) await guard.recordFailure(`bot${i}@EX`)
+    assert.equal(store.size, 50)
+    assert.equal((await store.get('bot499@EX')).failures, 1)
+    assert.equal((await store.get('bot0@EX')).failures, 0)
+  })
+
+  test('refuses nonsense options', () => {
+    const store = new MemoryGuardStore()
+    for (const bad of [{ threshold: 0 }, { maxKdcFailuresPerWindow: 0 }, { backoffFactor: 0.5 }]) {
+      assert.throws(
+        () => new Guard(store, bad),
+        (e) => isSaslgateError(e, 'SASLGATE_ERR_CONFIG'),
+      )
+    }
+  })
+})
