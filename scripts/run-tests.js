@@ -18,7 +18,8 @@ function find(dir) {
 const args = process.argv.slice(2)
 let files
 if (args.length === 0) files = [...find('test/unit'), ...find('test/integration')]
-else if (args.length === 1 && (args[0] === 'unit' || args[0] === 'integration')) files = find(`test/${args[0]}`)
+else if (args.length === 1 && (args[0] === 'unit' || args[0] === 'integration'))
+  files = find(`test/${args[0]}`)
 else files = args
 
 const r = spawnSync(

@@ -40,12 +40,17 @@ export async function buildLocalAuthenticator(
 ): Promise<LocalAuthenticator> {
   const settings = await resolveKerberosSettings(config, env)
   const verifier = createVerifier(config, settings, {
-    onBreakerChange: (e) => logger.warn({ kdc: e.kdc, state: e.state }, 'KDC breaker changed state'),
+    onBreakerChange: (e) =>
+      logger.warn({ kdc: e.kdc, state: e.state }, 'KDC breaker changed state'),
   })
   const mapper = mapperFromConfig(config, settings.defaultRealm)
   const guardStore =
     config.state.url !== ''
-      ? new RedisGuardStore({ url: config.state.url, keyPrefix: config.state.keyPrefix, callTimeoutMs: config.state.callTimeoutMs })
+      ? new RedisGuardStore({
+          url: config.state.url,
+          keyPrefix: config.state.keyPrefix,
+          callTimeoutMs: config.state.callTimeoutMs,
+        })
       : undefined
   const pipeline = new Pipeline(
     { verifier, mapper, guardStore, onDecision },

@@ -63,19 +63,28 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
   const settings = await resolveKerberosSettings(config, process.env)
   const mapper = mapperFromConfig(config, settings.defaultRealm)
   const at = principalArg.lastIndexOf('@')
-  const mapped = at > 0 ? mapper.map(principalArg.slice(0, at), principalArg.slice(at + 1)) : mapper.map(principalArg, '')
+  const mapped =
+    at > 0
+      ? mapper.map(principalArg.slice(0, at), principalArg.slice(at + 1))
+      : mapper.map(principalArg, '')
   const password = await readStdin()
   const verifier = createVerifier(config, settings)
   const started = performance.now()
   try {
     const result = mapped.ok
-      ? await verifier.verify(mapped.principal, password, AbortSignal.timeout(config.pipeline.deadlineMs))
+      ? await verifier.verify(
+          mapped.principal,
+          password,
+          AbortSignal.timeout(config.pipeline.deadlineMs),
+        )
       : { reason: mapped.reason, roundTrips: 0 }
     const { Reasons } = await import('./errors.js')
     const decision = Reasons[result.reason].decision
     const ms = (performance.now() - started).toFixed(1)
     const who = mapped.ok ? mapped.principal : principalArg
-    process.stdout.write(`${decision} (${result.reason}) ${who} in ${ms} ms, ${result.roundTrips} KDC round trips\n`)
+    process.stdout.write(
+      `${decision} (${result.reason}) ${who} in ${ms} ms, ${result.roundTrips} KDC round trips\n`,
+    )
     return decision === 'ok' ? 0 : decision === 'invalid' ? 1 : 2
   } finally {
     password.fill(0)
@@ -126,8 +135,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   const settings = settingsFrom(v.set as string[] | undefined)
-  if (typeof v['saslauthd-socket'] === 'string') settings['saslauthd.socket'] = v['saslauthd-socket']
-  const load = () => loadConfig({ file: v.config as string | undefined, env: process.env, settings })
+  if (typeof v['saslauthd-socket'] === 'string')
+    settings['saslauthd.socket'] = v['saslauthd-socket']
+  const load = () =>
+    loadConfig({ file: v.config as string | undefined, env: process.env, settings })
   switch (command) {
     case 'verify':
       return cmdVerify(load(), v.principal as string | undefined)
@@ -137,7 +148,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'demo': {
       const { demo } = await import('./commands/demo.js')
-      return demo({ quick: v.quick === true, withSaslauthd: v['no-saslauthd'] !== true, out: v.out as string | undefined })
+      return demo({
+        quick: v.quick === true,
+        withSaslauthd: v['no-saslauthd'] !== true,
+        out: v.out as string | undefined,
+      })
     }
     case 'options':
       return cmdOptions()
@@ -152,7 +167,9 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (isSaslgateError(err, 'SASLGATE_ERR_CONFIG')) fail(err.message, 78)
-    process.stderr.write(`saslgate: ${isSaslgateError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err)}\n`)
+    process.stderr.write(
+      `saslgate: ${isSaslgateError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err)}\n`,
+    )
     process.exitCode = 70
   },
 )

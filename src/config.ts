@@ -27,7 +27,10 @@ export function options(): Array<[string, Leaf]> {
 
 /** `kerberos.checkDeadlineMs` -> `SASLGATE_KERBEROS_CHECK_DEADLINE_MS`. */
 export function envName(option: string): string {
-  return `SASLGATE_${option.replace('.', '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`
+  return `SASLGATE_${option
+    .replace('.', '_')
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .toUpperCase()}`
 }
 
 /** Turns a string from the environment or the command line into the leaf's type. */
@@ -47,17 +50,24 @@ function fromString(option: string, leaf: Leaf, text: string): unknown {
       return fail(option, `expected true or false, got "${text}"`)
     }
     case 'list':
-      return text.split(',').map((x) => x.trim()).filter((x) => x !== '')
+      return text
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== '')
     case 'map':
     case 'mapList': {
       // map: `a=b,c=d`; mapList: `REALM=h1 h2;OTHER=h3`
       const sep = leaf.type === 'map' ? ',' : ';'
       const out: Record<string, unknown> = {}
-      for (const pair of text.split(sep).map((x) => x.trim()).filter((x) => x !== '')) {
+      for (const pair of text
+        .split(sep)
+        .map((x) => x.trim())
+        .filter((x) => x !== '')) {
         const eq = pair.indexOf('=')
         if (eq <= 0) fail(option, `expected key=value pairs, got "${pair}"`)
         const v = pair.slice(eq + 1).trim()
-        out[pair.slice(0, eq).trim()] = leaf.type === 'map' ? v : v.split(/[\s,]+/).filter((x) => x !== '')
+        out[pair.slice(0, eq).trim()] =
+          leaf.type === 'map' ? v : v.split(/[\s,]+/).filter((x) => x !== '')
       }
       return out
     }
@@ -76,23 +86,31 @@ function check(option: string, leaf: Leaf, value: unknown): unknown {
       }
       return value
     case 'int':
-      if (typeof value !== 'number' || !Number.isInteger(value)) fail(option, `expected an integer, got ${JSON.stringify(value)}`)
-      if (value < leaf.min || value > leaf.max) fail(option, `${value} is outside ${leaf.min}..${leaf.max}`)
+      if (typeof value !== 'number' || !Number.isInteger(value))
+        fail(option, `expected an integer, got ${JSON.stringify(value)}`)
+      if (value < leaf.min || value > leaf.max)
+        fail(option, `${value} is outside ${leaf.min}..${leaf.max}`)
       return value
     case 'bool':
-      if (typeof value !== 'boolean') fail(option, `expected true or false, got ${JSON.stringify(value)}`)
+      if (typeof value !== 'boolean')
+        fail(option, `expected true or false, got ${JSON.stringify(value)}`)
       return value
     case 'list':
-      if (!Array.isArray(value) || !value.every((x) => typeof x === 'string')) fail(option, 'expected a list of strings')
+      if (!Array.isArray(value) || !value.every((x) => typeof x === 'string'))
+        fail(option, 'expected a list of strings')
       return [...value]
     case 'map':
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(option, 'expected a map')
-      for (const [k, v] of Object.entries(value)) if (typeof v !== 'string') fail(`${option}.${k}`, 'expected a string')
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        fail(option, 'expected a map')
+      for (const [k, v] of Object.entries(value))
+        if (typeof v !== 'string') fail(`${option}.${k}`, 'expected a string')
       return { ...value }
     case 'mapList':
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(option, 'expected a map of lists')
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        fail(option, 'expected a map of lists')
       for (const [k, v] of Object.entries(value)) {
-        if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) fail(`${option}.${k}`, 'expected a list of strings')
+        if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+          fail(`${option}.${k}`, 'expected a list of strings')
       }
       return { ...value }
   }
@@ -125,13 +143,19 @@ export function loadConfig(load: LoadOptions = {}): Config {
     try {
       raw = parseYaml(readFileSync(load.file, 'utf8'))
     } catch (err) {
-      throw new SaslgateError('SASLGATE_ERR_CONFIG', `config file ${load.file}: ${(err as Error).message}`)
+      throw new SaslgateError(
+        'SASLGATE_ERR_CONFIG',
+        `config file ${load.file}: ${(err as Error).message}`,
+      )
     }
     if (raw !== null && raw !== undefined) {
-      if (typeof raw !== 'object' || Array.isArray(raw)) fail(load.file, 'the file must hold a mapping of sections')
+      if (typeof raw !== 'object' || Array.isArray(raw))
+        fail(load.file, 'the file must hold a mapping of sections')
       for (const [section, body] of Object.entries(raw as Raw)) {
-        if (!(section in SCHEMA)) fail(section, `unknown section (known: ${Object.keys(SCHEMA).join(', ')})`)
-        if (typeof body !== 'object' || body === null || Array.isArray(body)) fail(section, 'expected a mapping')
+        if (!(section in SCHEMA))
+          fail(section, `unknown section (known: ${Object.keys(SCHEMA).join(', ')})`)
+        if (typeof body !== 'object' || body === null || Array.isArray(body))
+          fail(section, 'expected a mapping')
         for (const [key, value] of Object.entries(body as Raw)) {
           const name = `${section}.${key}`
           const leaf = all.get(name)
@@ -150,7 +174,8 @@ export function loadConfig(load: LoadOptions = {}): Config {
   }
   for (const [name, leaf] of all) {
     const v = env[envName(name)]
-    if (v !== undefined) values.set(name, check(envName(name), leaf, fromString(envName(name), leaf, v)))
+    if (v !== undefined)
+      values.set(name, check(envName(name), leaf, fromString(envName(name), leaf, v)))
   }
 
   for (const [name, value] of Object.entries(load.settings ?? {})) {
@@ -167,6 +192,7 @@ export function loadConfig(load: LoadOptions = {}): Config {
     out[section][key] = value
   }
   const config = out as unknown as Config
-  if (!/^0?[0-7]{3,4}$/.test(config.saslauthd.socketMode)) fail('saslauthd.socketMode', 'expected an octal mode like 0770')
+  if (!/^0?[0-7]{3,4}$/.test(config.saslauthd.socketMode))
+    fail('saslauthd.socketMode', 'expected an octal mode like 0770')
   return deepFreeze(config)
 }

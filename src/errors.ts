@@ -73,6 +73,7 @@ export const ErrorCodes = {
     'the socket path cannot be used (not a socket, cannot be probed, removed or chmod-ed)',
   SASLGATE_ERR_FRAME: 'a malformed saslauthd frame',
   SASLGATE_ERR_TEST_REALM: 'a throw-away test realm or fake KDC failed (see the message)',
+  SASLGATE_ERR_LOAD: 'the load generator or a benchmarked server (storm, bench, demo) failed',
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes

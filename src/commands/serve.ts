@@ -10,7 +10,9 @@ import { SaslauthdListener } from '../saslauthd/listener.js'
 export async function serve(config: Config): Promise<number> {
   const logger = pino({ level: config.log.level, base: { role: 'serve' } }, pino.destination(2))
   if (config.saslauthd.socket === '') {
-    logger.error('nothing to serve: give --saslauthd-socket PATH (or saslauthd.socket in the config)')
+    logger.error(
+      'nothing to serve: give --saslauthd-socket PATH (or saslauthd.socket in the config)',
+    )
     return 64
   }
   const local = await buildLocalAuthenticator(config, process.env, logger)
@@ -26,7 +28,15 @@ export async function serve(config: Config): Promise<number> {
     logger,
     onDecision: (e) => {
       logger.debug(
-        { decision: e.decision, reason: e.reason, stage: e.stage, detail: e.detail, ms: Math.round(e.latencyMs * 10) / 10, login: e.login, service: e.service },
+        {
+          decision: e.decision,
+          reason: e.reason,
+          stage: e.stage,
+          detail: e.detail,
+          ms: Math.round(e.latencyMs * 10) / 10,
+          login: e.login,
+          service: e.service,
+        },
         'decision',
       )
     },

@@ -65,11 +65,17 @@ export async function renderSvg(points: readonly LatencyPoint[], title: string):
 }
 
 /** Writes `<base>.svg`, and `<base>.png` when rsvg-convert exists. Returns the paths written. */
-export async function writeChart(base: string, points: readonly LatencyPoint[], title: string): Promise<string[]> {
+export async function writeChart(
+  base: string,
+  points: readonly LatencyPoint[],
+  title: string,
+): Promise<string[]> {
   const svg = await renderSvg(points, title)
   await writeFile(`${base}.svg`, svg)
   const written = [`${base}.svg`]
-  const r = spawnSync('rsvg-convert', ['-f', 'png', '-o', `${base}.png`, `${base}.svg`], { timeout: 20_000 })
+  const r = spawnSync('rsvg-convert', ['-f', 'png', '-o', `${base}.png`, `${base}.svg`], {
+    timeout: 20_000,
+  })
   if (r.status === 0) written.push(`${base}.png`)
   return written
 }

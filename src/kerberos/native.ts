@@ -66,7 +66,10 @@ interface Addon {
   codes: Krb5Codes
 }
 
-const candidates = ['../../native/build/Release/saslgate_krb5.node', '../native/build/Release/saslgate_krb5.node']
+const candidates = [
+  '../../native/build/Release/saslgate_krb5.node',
+  '../native/build/Release/saslgate_krb5.node',
+]
 
 function load(): Addon {
   const require = createRequire(import.meta.url)

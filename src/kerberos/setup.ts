@@ -59,7 +59,11 @@ export interface KerberosHooks {
   onBreakerChange?: KdcTransportOptions['onBreakerChange']
 }
 
-export function createVerifier(config: Config, settings: KerberosSettings, hooks: KerberosHooks = {}): KerberosVerifier {
+export function createVerifier(
+  config: Config,
+  settings: KerberosSettings,
+  hooks: KerberosHooks = {},
+): KerberosVerifier {
   krb5().configure(settings.krb5ConfigPath)
   const transport = new KdcClient({
     realms: settings.kdcs,

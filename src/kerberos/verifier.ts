@@ -11,7 +11,12 @@
  * built-in SHA-1. Any other enctype or salt takes libkrb5's own password path.
  */
 import { type ErrorCode, isSaslgateError, type Reason, SaslgateError } from '../errors.js'
-import { checkS2kSafety, type EtypeInfo2Entry, inspectKdcReply, s2kIterations } from './etype-info.js'
+import {
+  checkS2kSafety,
+  type EtypeInfo2Entry,
+  inspectKdcReply,
+  s2kIterations,
+} from './etype-info.js'
 import { type Krb5Codes, krb5, type NativeSession, type StepResult } from './native.js'
 import { deriveKey, supportsEtype } from './string-to-key.js'
 import type { KdcTransport, PasswordVerifier, VerifyResult } from './types.js'
@@ -47,7 +52,8 @@ type Outcome = { done: true; result: VerifyResult } | { done: false; step: StepR
 
 /** Races a promise against the signal: libkrb5 work cannot be interrupted, our wait can. */
 function bounded<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new SaslgateError('SASLGATE_ERR_DEADLINE', 'deadline passed'))
+  if (signal.aborted)
+    return Promise.reject(new SaslgateError('SASLGATE_ERR_DEADLINE', 'deadline passed'))
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(new SaslgateError('SASLGATE_ERR_DEADLINE', 'deadline passed'))
     signal.addEventListener('abort', onAbort, { once: true })
@@ -104,7 +110,9 @@ export class KerberosVerifier implements PasswordVerifier {
   readonly #o: VerifierOptions
   #closed = false
 
-  constructor(options: Pick<VerifierOptions, 'transport' | 'verifyPrincipal'> & Partial<VerifierOptions>) {
+  constructor(
+    options: Pick<VerifierOptions, 'transport' | 'verifyPrincipal'> & Partial<VerifierOptions>,
+  ) {
     this.#o = { ...DEFAULT_VERIFIER_OPTIONS, ...options }
   }
 
@@ -116,7 +124,13 @@ export class KerberosVerifier implements PasswordVerifier {
     if (this.#closed) throw new SaslgateError('SASLGATE_ERR_CLOSED', 'verifier closed')
     const at = principal.lastIndexOf('@')
     const realm = principal.slice(at + 1)
-    if (at <= 0 || realm === '' || principal.includes('\0') || password.length === 0 || password.includes(0)) {
+    if (
+      at <= 0 ||
+      realm === '' ||
+      principal.includes('\0') ||
+      password.length === 0 ||
+      password.includes(0)
+    ) {
       return { reason: 'malformed_request', roundTrips: 0 }
     }
     if (this.#o.transport.allOpen(realm)) return { reason: 'breakers_open', roundTrips: 0 }
@@ -160,13 +174,24 @@ export class KerberosVerifier implements PasswordVerifier {
     for (;;) {
       if (step.code === codes.KRB5KRB_ERR_RESPONSE_TOO_BIG && step.continue) tcp = true
       else if (step.code !== 0) {
-        return { done: true, result: { reason: reasonForKrb5Code(step.code, codes), roundTrips: trips.n, krb5Code: step.code } }
+        return {
+          done: true,
+          result: {
+            reason: reasonForKrb5Code(step.code, codes),
+            roundTrips: trips.n,
+            krb5Code: step.code,
+          },
+        }
       }
       if (!step.continue) return { done: false, step }
       if (trips.n >= this.#o.maxRoundTrips || step.out === null) {
         return { done: true, result: { reason: 'internal_error', roundTrips: trips.n } }
       }
-      const sent = await this.#o.transport.send(step.realm ?? realm, step.out, { signal, tcp, preferKdc: kdc })
+      const sent = await this.#o.transport.send(step.realm ?? realm, step.out, {
+        signal,
+        tcp,
+        preferKdc: kdc,
+      })
       trips.n++
       kdc = sent.kdc
       if (sent.protocol === 'tcp') tcp = true
@@ -202,7 +227,10 @@ export class KerberosVerifier implements PasswordVerifier {
           const restarted = await bounded(session.useKey(e.etype, key), signal)
           key.fill(0)
           if (restarted.code !== 0) {
-            return { done: true, result: { reason: 'internal_error', roundTrips: trips.n, krb5Code: restarted.code } }
+            return {
+              done: true,
+              result: { reason: 'internal_error', roundTrips: trips.n, krb5Code: restarted.code },
+            }
           }
         }
       }
@@ -224,7 +252,10 @@ export class KerberosVerifier implements PasswordVerifier {
     for (;;) {
       if (step.code === codes.KRB5KRB_ERR_RESPONSE_TOO_BIG && step.continue) tcp = true
       else if (step.code !== 0) {
-        const reason: Reason = step.code === codes.KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN ? 'kdc_refused' : reasonForKrb5Code(step.code, codes)
+        const reason: Reason =
+          step.code === codes.KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN
+            ? 'kdc_refused'
+            : reasonForKrb5Code(step.code, codes)
         return { done: true, result: { reason, roundTrips: trips.n, krb5Code: step.code } }
       }
       if (!step.continue) return { done: false, step }

@@ -57,7 +57,12 @@ export async function startSaslgate(options: SaslgateProcessOptions): Promise<Sa
     const timer = setTimeout(() => {
       cleanup()
       child.kill('SIGKILL')
-      reject(new SaslgateError('SASLGATE_ERR_TEST_REALM', `saslgate not ready after ${timeoutMs} ms:\n${out}`))
+      reject(
+        new SaslgateError(
+          'SASLGATE_ERR_TEST_REALM',
+          `saslgate not ready after ${timeoutMs} ms:\n${out}`,
+        ),
+      )
     }, timeoutMs)
     const check = () => {
       if (out.includes(readyText)) {
@@ -67,7 +72,12 @@ export async function startSaslgate(options: SaslgateProcessOptions): Promise<Sa
     }
     const early = ({ code, signal }: { code: number | null; signal: NodeJS.Signals | null }) => {
       cleanup()
-      reject(new SaslgateError('SASLGATE_ERR_TEST_REALM', `saslgate exited (${code ?? signal}) before ready:\n${out}`))
+      reject(
+        new SaslgateError(
+          'SASLGATE_ERR_TEST_REALM',
+          `saslgate exited (${code ?? signal}) before ready:\n${out}`,
+        ),
+      )
     }
     const cleanup = () => {
       clearTimeout(timer)

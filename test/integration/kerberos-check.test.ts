@@ -29,7 +29,11 @@ function makeVerifier(kdcs: string[], options: Partial<VerifierOptions> = {}, ke
 }
 const kdcOf = (r: Realm, i = 0) => `127.0.0.1:${r.kdcs[i]!.port}`
 const check = (v: KerberosVerifier, user: string, pw: string | Buffer, ms = 2000) =>
-  v.verify(`${user}@${realm.name}`, Buffer.isBuffer(pw) ? pw : Buffer.from(pw), AbortSignal.timeout(ms))
+  v.verify(
+    `${user}@${realm.name}`,
+    Buffer.isBuffer(pw) ? pw : Buffer.from(pw),
+    AbortSignal.timeout(ms),
+  )
 
 before(async () => {
   realm = await startRealm({
@@ -155,16 +159,23 @@ describe('Kerberos password check against a real MIT KDC', () => {
 })
 
 describe('saslgate verify (CLI)', () => {
-  function run(principal: string, stdin: string): Promise<{ code: number | null; out: string; err: string }> {
+  function run(
+    principal: string,
+    stdin: string,
+  ): Promise<{ code: number | null; out: string; err: string }> {
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, ['bin/saslgate.js', 'verify', '--principal', principal], {
-        env: {
-          PATH: process.env.PATH,
-          KRB5_CONFIG: realm.krb5ConfPath,
-          KRB5_KTNAME: realm.keytabPath,
-          SASLGATE_KERBEROS_VERIFY_PRINCIPAL: realm.servicePrincipal,
+      const child = spawn(
+        process.execPath,
+        ['bin/saslgate.js', 'verify', '--principal', principal],
+        {
+          env: {
+            PATH: process.env.PATH,
+            KRB5_CONFIG: realm.krb5ConfPath,
+            KRB5_KTNAME: realm.keytabPath,
+            SASLGATE_KERBEROS_VERIFY_PRINCIPAL: realm.servicePrincipal,
+          },
         },
-      })
+      )
       let out = ''
       let err = ''
       child.stdout.on('data', (d) => {

@@ -16,13 +16,20 @@ import { type DelayProxy, startDelayProxy } from '../../src/testing/fake-kdc.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import { startRedis, type TestRedis } from '../support/redis.js'
 
-const USERS = Array.from({ length: 20 }, (_, i) => ({ name: `user${i}`, password: `Real-pw-${i}-x` }))
+const USERS = Array.from({ length: 20 }, (_, i) => ({
+  name: `user${i}`,
+  password: `Real-pw-${i}-x`,
+}))
 let realm: Realm
 const closers: Array<() => Promise<void>> = []
 
 before(async () => {
   realm = await startRealm({
-    users: [...USERS, { name: 'alice', password: 'Alice-pw-1' }, { name: 'bob', password: 'Bob-pw-1' }],
+    users: [
+      ...USERS,
+      { name: 'alice', password: 'Alice-pw-1' },
+      { name: 'bob', password: 'Bob-pw-1' },
+    ],
     lockout: { maxFailure: 5, failureCountIntervalS: 600, lockoutDurationS: 600 },
   })
   krb5().configure(realm.krb5ConfPath)
@@ -39,9 +46,16 @@ function build(kdc: string, options: Partial<PipelineOptions> = {}, guardStore?:
     udpAttemptTimeoutMs: 200,
     breaker: { resetTimeoutMs: 60_000, volumeThreshold: 3 },
   })
-  const verifier = new KerberosVerifier({ transport, verifyPrincipal: () => realm.servicePrincipal, keytab: realm.keytabPath })
+  const verifier = new KerberosVerifier({
+    transport,
+    verifyPrincipal: () => realm.servicePrincipal,
+    keytab: realm.keytabPath,
+  })
   const mapper = createPrincipalMapper({ defaultRealm: realm.name, realms: [realm.name] })
-  const pipeline = new Pipeline({ verifier, mapper, ...(guardStore ? { guardStore } : {}) }, options)
+  const pipeline = new Pipeline(
+    { verifier, mapper, ...(guardStore ? { guardStore } : {}) },
+    options,
+  )
   closers.push(async () => {
     await pipeline.close()
     await verifier.close()
@@ -51,7 +65,13 @@ function build(kdc: string, options: Partial<PipelineOptions> = {}, guardStore?:
 
 const direct = () => `127.0.0.1:${realm.kdcs[0]!.port}`
 const login = (p: Pipeline, user: string, password: string, ms = 1900): Promise<AuthResult> =>
-  p.authenticate({ login: user, password: Buffer.from(password), service: 'imap', realm: '', signal: AbortSignal.timeout(ms) })
+  p.authenticate({
+    login: user,
+    password: Buffer.from(password),
+    service: 'imap',
+    realm: '',
+    signal: AbortSignal.timeout(ms),
+  })
 
 describe('pipeline with a real KDC', () => {
   test('a repeated wrong password is answered from the negative cache with no KDC traffic', async () => {
@@ -102,16 +122,24 @@ describe('pipeline with a real KDC', () => {
     // At most 3 wrong passwords per user reach the KDC, 2 requests each.
     assert.ok(kdcRequests <= USERS.length * 3 * 2, `${kdcRequests} KDC requests`)
     // Through saslgate, every real user still gets in ...
-    for (const u of USERS) assert.equal((await login(pipeline, u.name, u.password)).decision, 'ok', u.name)
+    for (const u of USERS)
+      assert.equal((await login(pipeline, u.name, u.password)).decision, 'ok', u.name)
     // ... and the KDC itself has locked none of them out.
     for (const u of USERS) {
-      const r = await verifier.verify(`${u.name}@${realm.name}`, Buffer.from(u.password), AbortSignal.timeout(2000))
+      const r = await verifier.verify(
+        `${u.name}@${realm.name}`,
+        Buffer.from(u.password),
+        AbortSignal.timeout(2000),
+      )
       assert.equal(r.reason, 'ok', `${u.name}: ${r.reason}`)
     }
   })
 
   test('offline mode: every KDC down -> cached users in, others refused, within ms', async () => {
-    const proxy: DelayProxy = await startDelayProxy({ target: { host: '127.0.0.1', port: realm.kdcs[0]!.port }, delayMs: 0 })
+    const proxy: DelayProxy = await startDelayProxy({
+      target: { host: '127.0.0.1', port: realm.kdcs[0]!.port },
+      delayMs: 0,
+    })
     closers.push(() => proxy.close())
     // A positive TTL of 1 ms: the cached verdict is stale, only offline mode may use it.
     const { pipeline, verifier } = build(`127.0.0.1:${proxy.port}`, { positiveTtlMs: 1 })
@@ -119,7 +147,8 @@ describe('pipeline with a real KDC', () => {
     await new Promise((r) => setTimeout(r, 5))
     proxy.setBlackhole(true)
     // Trip the breaker with checks that cannot be answered.
-    for (let i = 0; i < 10 && !verifier.allKdcsDown(realm.name); i++) await login(pipeline, `nobody${i}`, 'x-pass')
+    for (let i = 0; i < 10 && !verifier.allKdcsDown(realm.name); i++)
+      await login(pipeline, `nobody${i}`, 'x-pass')
     assert.ok(verifier.allKdcsDown(realm.name), 'breaker did not open')
     const t0 = performance.now()
     const known = await login(pipeline, 'user1', 'Real-pw-1-x')
@@ -155,7 +184,11 @@ describe('guard state shared through Redis', () => {
     const onB = await login(b, 'user5', 'a-fresh-guess-on-b')
     assert.equal(onB.decision, 'invalid')
     assert.equal(onB.stage, 'guard')
-    assert.equal(await realm.kdcRequestCount(), before, 'instance B asked the KDC although A had blocked the principal')
+    assert.equal(
+      await realm.kdcRequestCount(),
+      before,
+      'instance B asked the KDC although A had blocked the principal',
+    )
 
     // Redis dies: answers stay right, and quickly.
     await redis.stop()
