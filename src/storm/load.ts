@@ -74,7 +74,10 @@ export function runLoad(options: LoadOptions): Promise<LoadReport> {
   const limitMs = spec.durationMs + spec.clientTimeoutMs + (options.graceMs ?? d.graceMs)
   return new Promise((resolve, reject) => {
     // A .ts worker (running from a checkout) needs tsx even when the parent loaded it in code.
-    const execArgv = WORKER.endsWith('.ts') && !process.execArgv.includes('tsx') ? [...process.execArgv, '--import', 'tsx'] : process.execArgv
+    const execArgv =
+      WORKER.endsWith('.ts') && !process.execArgv.includes('tsx')
+        ? [...process.execArgv, '--import', 'tsx']
+        : process.execArgv
     const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv })
     let result: { report?: LoadReport; error?: string } | undefined
     const timer = setTimeout(() => child.kill('SIGKILL'), limitMs)

@@ -1,0 +1,15 @@
+/**
+ * Entry point of the load generator child process (forked by load.ts): receives one LoadSpec
+ * over IPC, runs it, sends back the report, and disconnects so the process ends by itself.
+ */
+import { type LoadSpec, runLoadHere } from './load-engine.js'
+
+process.once('message', (msg: { spec: LoadSpec }) => {
+  runLoadHere(msg.spec).then(
+    (report) => process.send?.({ report }, () => process.disconnect()),
+    (err: unknown) =>
+      process.send?.({ error: err instanceof Error ? err.message : String(err) }, () =>
+        process.disconnect(),
+      ),
+  )
+})
