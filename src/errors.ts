@@ -14,7 +14,10 @@ export type Decision = 'ok' | 'invalid' | 'unavailable'
 export const Reasons = {
   ok: { decision: 'ok', text: 'password verified against the KDC and the keytab' },
   cached_ok: { decision: 'ok', text: 'known-good credentials from the verdict cache' },
-  offline_ok: { decision: 'ok', text: 'every KDC unreachable; known-good credentials within staleness' },
+  offline_ok: {
+    decision: 'ok',
+    text: 'every KDC unreachable; known-good credentials within staleness',
+  },
   bad_password: { decision: 'invalid', text: 'the KDC refused the password' },
   unknown_principal: { decision: 'invalid', text: 'the KDC does not know the principal' },
   password_expired: { decision: 'invalid', text: 'the password has expired' },
