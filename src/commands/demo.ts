@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type LatencyPoint, writeChart } from '../demo/chart.js'
-import { type LoadReport, runLoad } from '../storm/load.js'
+import { type LoadProgress, type LoadReport, runLoad } from '../storm/load.js'
 import type { Credential, Flow } from '../storm/load-engine.js'
 import { saslauthdCheck } from '../storm/saslauthd-client.js'
 import {
@@ -202,33 +202,31 @@ export async function demo(options: DemoOptions): Promise<number> {
     const rows: Row[] = []
     const points: LatencyPoint[] = []
     let tOffset = 0
-    for (const phase of PHASES) {
+    const coldByPhase = PHASES.map((_, i) => cold.filter((_, j) => j % PHASES.length === i))
+    for (const [phaseIndex, phase] of PHASES.entries()) {
       for (const s of systems) {
         if (interrupted) return 130
         proxy.setBlackhole(phase.blackhole)
         proxy.setDelay(phase.delayMs)
         const label = `${s.name.padEnd(9)} | ${phase.name.padEnd(16)}`
-        const started = Date.now()
-        const ticker = setInterval(() => {
-          if (!process.stdout.isTTY) return
-          const s = (Date.now() - started) / 1000
-          const what =
-            s <= phaseMs / 1000
-              ? `${s.toFixed(0)} s / ${phaseMs / 1000} s`
-              : 'waiting for the last answers (clients give up after 5 s)'
-          process.stdout.write(`\r  storm: ${label} | ${what}   `)
-        }, 500)
         let report: LoadReport
-        try {
-          report = await runLoad({
-            socketPath: s.socket,
-            flows: flows(warm, cold, botNames),
-            durationMs: phaseMs,
-            seed: 7,
-          })
-        } finally {
-          clearInterval(ticker)
+        const live = (p: LoadProgress) => {
+          if (!process.stdout.isTTY) return
+          const what =
+            p.elapsedMs <= phaseMs
+              ? `${(p.elapsedMs / 1000).toFixed(0)}/${phaseMs / 1000} s`
+              : 'last answers'
+          process.stdout.write(
+            `\r\x1b[K  storm: ${label} | ${what} | ${p.requests} requests, legit p99 ${fmtMs(p.legitP99Ms)}, legit timeouts ${p.legitTimeouts}`,
+          )
         }
+        report = await runLoad({
+          socketPath: s.socket,
+          flows: flows(warm, coldByPhase[phaseIndex]!, botNames),
+          durationMs: phaseMs,
+          seed: 7,
+          onProgress: live,
+        })
         rows.push({ system: s.name, phase: phase.name, report })
         const w = report.classes['legit-warm']
         const c = report.classes['legit-cold']

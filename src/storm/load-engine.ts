@@ -90,8 +90,33 @@ interface Sample {
   r: SaslauthdCheckResult
 }
 
+/** What a run has seen so far (for a live progress line). */
+export interface LoadProgress {
+  elapsedMs: number
+  requests: number
+  legitAnswered: number
+  legitTimeouts: number
+  /** p99 of the legit requests answered so far. */
+  legitP99Ms: number
+}
+
+function progressOf(samples: readonly Sample[], started: number, elapsedMs: number): LoadProgress {
+  const legit = samples.filter((s) => s.legit)
+  return {
+    elapsedMs,
+    requests: started,
+    legitAnswered: legit.filter((s) => !s.r.timedOut).length,
+    legitTimeouts: legit.filter((s) => s.r.timedOut).length,
+    legitP99Ms: summarize(legit.map((s) => s.r.latencyMs)).p99,
+  }
+}
+
 /** Runs the load in this process. Never rejects for a failed request. */
-export async function runLoadHere(spec: LoadSpec): Promise<LoadReport> {
+export async function runLoadHere(
+  spec: LoadSpec,
+  onProgress?: (p: LoadProgress) => void,
+  progressEveryMs = 500,
+): Promise<LoadReport> {
   const rand = seededRandom(spec.seed)
   const samples: Sample[] = []
   const dropped = new Map<string, number>()
@@ -159,8 +184,19 @@ export async function runLoadHere(spec: LoadSpec): Promise<LoadReport> {
       }),
     )
   }
-  await Promise.all(loops)
-  await Promise.all(pending) // each bounded by clientTimeoutMs
+  const ticker =
+    onProgress === undefined
+      ? undefined
+      : setInterval(
+          () => onProgress(progressOf(samples, started, performance.now() - t0)),
+          progressEveryMs,
+        )
+  try {
+    await Promise.all(loops)
+    await Promise.all(pending) // each bounded by clientTimeoutMs
+  } finally {
+    if (ticker !== undefined) clearInterval(ticker)
+  }
   const elapsedMs = performance.now() - t0
   return buildReport(spec, samples, dropped, elapsedMs)
 }

@@ -6,7 +6,7 @@
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { SaslgateError } from '../errors.js'
-import type { Flow, LoadReport, LoadSpec } from './load-engine.js'
+import type { Flow, LoadProgress, LoadReport, LoadSpec } from './load-engine.js'
 
 export type {
   Bucket,
@@ -14,6 +14,7 @@ export type {
   ClosedFlow,
   Credential,
   Flow,
+  LoadProgress,
   LoadReport,
   LoadSpec,
   OpenFlow,
@@ -44,6 +45,8 @@ export interface LoadOptions {
   service?: string
   realm?: string
   graceMs?: number
+  /** Called about twice a second with what the run has seen so far. */
+  onProgress?: (progress: LoadProgress) => void
 }
 
 const here = import.meta.url
@@ -82,8 +85,9 @@ export function runLoad(options: LoadOptions): Promise<LoadReport> {
     let result: { report?: LoadReport; error?: string } | undefined
     const timer = setTimeout(() => child.kill('SIGKILL'), limitMs)
     timer.unref()
-    child.once('message', (m: { report?: LoadReport; error?: string }) => {
-      result = m
+    child.on('message', (m: { report?: LoadReport; error?: string; progress?: LoadProgress }) => {
+      if (m.progress !== undefined) options.onProgress?.(m.progress)
+      else result = m
     })
     child.once('error', (err) => {
       clearTimeout(timer)
@@ -100,6 +104,6 @@ export function runLoad(options: LoadOptions): Promise<LoadReport> {
           ),
         )
     })
-    child.send({ spec })
+    child.send({ spec, progress: options.onProgress !== undefined })
   })
 }
