@@ -7,12 +7,13 @@
  * KRB5_KTNAME (krb5_verify_init_creds), so a keytab with that principal is written per instance.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs'
+import { accessSync, constants } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SaslgateError } from '../errors.js'
+import { childPids } from '../testing/proc.js'
 import type { Realm } from '../testing/realm.js'
 
 export const DEFAULT_SASLAUTHD_RUNNER_OPTIONS = {
@@ -83,22 +84,6 @@ function fail(message: string, cause?: unknown): never {
   throw new SaslgateError('SASLGATE_ERR_LOAD', message, cause === undefined ? {} : { cause })
 }
 
-/** PIDs whose parent is `pid` (from /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (Number(fields[1]) === pid) out.push(Number(name))
-    } catch {
-      // gone
-    }
-  }
-  return out
-}
-
 /** Starts saslauthd for `realm` and waits until its socket answers connections. */
 export async function startSaslauthd(options: SaslauthdRunnerOptions): Promise<SaslauthdInstance> {
   const o = { ...DEFAULT_SASLAUTHD_RUNNER_OPTIONS, ...stripUndefined(options) }
@@ -146,7 +131,7 @@ export async function startSaslauthd(options: SaslauthdRunnerOptions): Promise<S
     const deadline = Date.now() + o.readyTimeoutMs
     const expected = Math.max(0, o.workers - 1)
     while (
-      !(out.includes('listening on socket') && childrenOf(started.pid ?? -1).length >= expected)
+      !(out.includes('listening on socket') && childPids(started.pid ?? -1).length >= expected)
     ) {
       if (started.exitCode !== null) fail(`saslauthd exited (${started.exitCode}):\n${out}`)
       if (Date.now() > deadline) fail(`saslauthd not ready after ${o.readyTimeoutMs} ms:\n${out}`)
@@ -158,7 +143,7 @@ export async function startSaslauthd(options: SaslauthdRunnerOptions): Promise<S
       dir,
       pid: started.pid ?? -1,
       pids: () =>
-        started.exitCode === null ? [started.pid ?? -1, ...childrenOf(started.pid ?? -1)] : [],
+        started.exitCode === null ? [started.pid ?? -1, ...childPids(started.pid ?? -1)] : [],
       close() {
         closing ??= (async () => {
           killGroup(started, 'SIGTERM')

@@ -10,7 +10,7 @@
  * `stopTimeoutMs`, and removes the dir. Idempotent.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { accessSync, constants, readFileSync, rmSync } from 'node:fs'
 import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
@@ -18,6 +18,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SaslgateError } from '../../src/errors.js'
 import { freePort } from '../../src/testing/ports.js'
+import { childPids } from '../../src/testing/proc.js'
 
 export const CYRUS_BIN_DIR = '/usr/lib/cyrus/bin'
 
@@ -144,23 +145,6 @@ function greeting(host: string, port: number, timeoutMs: number): Promise<string
     })
     socket.on('close', () => done(text === '' ? undefined : text))
   })
-}
-
-/** PIDs whose parent is `ppid` (read from /proc). */
-function childPids(ppid: number): number[] {
-  const out: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-      // pid (comm) state ppid ...: comm may hold spaces, so parse after the last ')'
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (Number(fields[1]) === ppid) out.push(Number(name))
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out
 }
 
 const liveMasters = new Map<ChildProcess, string>()
