@@ -3,6 +3,7 @@
  * built from the configuration. Used by single-host mode (`serve --saslauthd-socket`) and,
  * later, by the RPC service.
  */
+import { accessSync, constants } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { createVerifier, resolveKerberosSettings } from './kerberos/setup.js'
@@ -13,10 +14,23 @@ import { RedisGuardStore } from './state/redis-store.js'
 export interface LocalAuthenticator {
   pipeline: Pipeline
   defaultRealm: string
+  /** Ready to decide: the keytab is readable and some KDC breaker of the default realm is not open. */
+  readiness(): { ready: boolean; reason?: string }
   close(): Promise<void>
 }
 
 /** Principal mapping as configured; the default realm is always allowed. */
+function keytabReadable(path: string): boolean {
+  const file = path.replace(/^(FILE|WRFILE):/, '')
+  if (/^[A-Z]+:/.test(file)) return true // MEMORY: and other non-file keytabs
+  try {
+    accessSync(file, constants.R_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
 export function mapperFromConfig(config: Config, defaultRealm: string): PrincipalMapper {
   const realms = new Set([defaultRealm, ...config.realm.allowed.map((r) => r.toUpperCase())])
   const domainRealms: Record<string, string> = {}
@@ -70,6 +84,12 @@ export async function buildLocalAuthenticator(
   return {
     pipeline,
     defaultRealm: settings.defaultRealm,
+    readiness() {
+      if (!keytabReadable(settings.keytab)) return { ready: false, reason: 'keytab unreadable' }
+      if (verifier.allKdcsDown(settings.defaultRealm))
+        return { ready: false, reason: 'every KDC breaker open' }
+      return { ready: true }
+    },
     async close() {
       await pipeline.close()
       await verifier.close()

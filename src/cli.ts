@@ -2,7 +2,11 @@
  * `saslgate` command line. Signal handling and exit codes live here and nowhere else.
  *
  *   saslgate verify --principal USER[@REALM]     password on stdin; exit 0 ok, 1 invalid, 2 unavailable
+ *   saslgate serve --listen HOST:PORT --token-file F [--tls-cert F --tls-key F --client-ca F]
+ *                                                 the RPC service (Kubernetes, N replicas)
  *   saslgate serve --saslauthd-socket PATH        single-host mode: the saslauthd drop-in
+ *   saslgate shim --socket PATH --upstream URL[,URL...] --token-file F [--ca F --tls-cert F --tls-key F]
+ *                                                 the saslauthd socket on a front-end, asking the service
  *   saslgate demo                                 a throw-away realm, a storm, a summary
  *   saslgate options                              every option with its default (markdown)
  *
@@ -17,7 +21,12 @@ const USAGE = `usage: saslgate <command> [options]
 commands:
   verify --principal USER[@REALM]   check a password read from stdin (never from argv);
                                      exit 0 ok, 1 invalid, 2 unavailable
+  serve --listen HOST:PORT --token-file FILE [--tls-cert F --tls-key F --client-ca F]
+                                    the RPC service; callers authenticate by token, client
+                                    certificate or Negotiate (see the config options)
   serve --saslauthd-socket PATH     answer the saslauthd socket (single-host mode)
+  shim --socket PATH --upstream URL[,URL...] --token-file FILE [--ca F --tls-cert F --tls-key F]
+                                    answer the saslauthd socket by asking the service
   demo                              throw-away realm + saslgate + a login storm + a summary
   options                           list every option with its default
 
@@ -117,6 +126,14 @@ export async function main(argv: string[]): Promise<number> {
         set: { type: 'string', multiple: true },
         principal: { type: 'string' },
         'saslauthd-socket': { type: 'string' },
+        socket: { type: 'string' },
+        listen: { type: 'string' },
+        upstream: { type: 'string', multiple: true },
+        'token-file': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'client-ca': { type: 'string' },
+        ca: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         json: { type: 'string' },
         quick: { type: 'boolean' },
@@ -137,6 +154,27 @@ export async function main(argv: string[]): Promise<number> {
   const settings = settingsFrom(v.set as string[] | undefined)
   if (typeof v['saslauthd-socket'] === 'string')
     settings['saslauthd.socket'] = v['saslauthd-socket']
+  // Role-specific flags: the same flag names the service's or the shim's option.
+  const role = command === 'shim' ? 'shim' : 'service'
+  const flag = (name: string, option: string, roles: readonly string[] = [command ?? '']) => {
+    if (typeof v[name] !== 'string') return
+    if (!roles.includes(command ?? '')) fail(`--${name} is not an option of "${command}"`)
+    settings[option] = v[name]
+  }
+  flag('socket', 'saslauthd.socket', ['shim', 'serve'])
+  flag('listen', 'service.listen', ['serve'])
+  flag('token-file', `${role}.tokenFile`, ['serve', 'shim'])
+  flag('tls-cert', `${role}.tlsCert`, ['serve', 'shim'])
+  flag('tls-key', `${role}.tlsKey`, ['serve', 'shim'])
+  flag('client-ca', 'service.clientCa', ['serve'])
+  flag('ca', 'shim.ca', ['shim'])
+  if (Array.isArray(v.upstream)) {
+    if (command !== 'shim') fail(`--upstream is not an option of "${command}"`)
+    settings['shim.upstreams'] = (v.upstream as string[])
+      .flatMap((u) => u.split(','))
+      .map((u) => u.trim())
+      .filter((u) => u !== '')
+  }
   const load = () =>
     loadConfig({ file: v.config as string | undefined, env: process.env, settings })
   switch (command) {
@@ -144,7 +182,14 @@ export async function main(argv: string[]): Promise<number> {
       return cmdVerify(load(), v.principal as string | undefined)
     case 'serve': {
       const { serve } = await import('./commands/serve.js')
-      return serve(load())
+      const config = load()
+      // RPC when asked for (--listen) or when there is nothing else to serve.
+      const rpc = typeof v.listen === 'string' || config.saslauthd.socket === ''
+      return serve(config, { rpc })
+    }
+    case 'shim': {
+      const { shim } = await import('./commands/shim.js')
+      return shim(load())
     }
     case 'demo': {
       const { demo } = await import('./commands/demo.js')

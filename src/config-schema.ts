@@ -218,6 +218,111 @@ export const SCHEMA = {
       'First guess of a check duration before any was measured.',
     ),
   },
+  service: {
+    listen: s(
+      '127.0.0.1:8443',
+      'HOST:PORT of the RPC endpoint (`--listen`); TLS when `tlsCert` is set, else plain HTTP/1.1 and h2c.',
+    ),
+    adminListen: s(
+      '',
+      'HOST:PORT serving only /healthz, /readyz and /metrics over plain HTTP (probes, scrapes); empty: none.',
+    ),
+    tokenFile: s(
+      '',
+      'File with bearer tokens callers may send (one per line, >= 32 chars); empty: no token auth.',
+    ),
+    tlsCert: s('', 'PEM certificate chain of the service; with `tlsKey` turns TLS on.'),
+    tlsKey: s('', 'PEM private key of the service (a file: never a flag value).'),
+    clientCa: s(
+      '',
+      'PEM CA bundle: callers presenting a certificate it signed are authenticated (mTLS).',
+    ),
+    clientNames: list(
+      'Allowed client certificate names (CN or DNS SAN); empty: any certificate from `clientCa`.',
+    ),
+    negotiate: b(false, 'Accept HTTP Negotiate (SPNEGO/Kerberos) from the shims.'),
+    negotiatePrincipal: s(
+      '',
+      'Acceptor principal for Negotiate, e.g. `HTTP/saslgate.example.org`; empty: any key in the keytab.',
+    ),
+    negotiateKeytab: s('', 'Keytab for Negotiate; empty: `kerberos.keytab`.'),
+    negotiateAllow: list(
+      'Client principals allowed via Negotiate (`host/fe1.example.org@EXAMPLE.ORG`); required with `negotiate`.',
+    ),
+    sessionTtlMs: i(
+      600_000,
+      10_000,
+      24 * 3_600_000,
+      'Lifetime of the session token a Negotiate exchange earns; shorter revokes faster, costs more exchanges.',
+    ),
+    drainTimeoutMs: i(
+      10_000,
+      0,
+      600_000,
+      'On SIGTERM: readiness goes false, then in-flight RPCs get this long before the process exits.',
+    ),
+    readyDelayMs: i(
+      0,
+      0,
+      60_000,
+      'On SIGTERM: keep serving while reporting not ready this long (lets load balancers notice).',
+    ),
+    bodyLimitBytes: i(8192, 256, 1_048_576, 'Largest RPC body accepted; larger gets 413.'),
+    maxConnections: i(10_000, 1, 1_000_000, 'Open connections beyond this are refused.'),
+  },
+  shim: {
+    upstreams: list(
+      'Service URLs (`https://saslgate.example.org:8443`); a name resolving to several addresses spreads over all.',
+    ),
+    tokenFile: s('', 'File holding the bearer token the shim presents; empty: none.'),
+    ca: s('', 'PEM CA bundle to verify the service certificate; empty: the system CAs.'),
+    tlsCert: s('', 'PEM client certificate the shim presents (mTLS).'),
+    tlsKey: s('', 'PEM private key of the client certificate.'),
+    negotiateService: s(
+      '',
+      'Use Negotiate: the service principal as `HTTP@saslgate.example.org`; empty: no Negotiate.',
+    ),
+    clientKeytab: s(
+      '',
+      'Keytab the shim authenticates with for Negotiate; empty: `KRB5_CLIENT_KTNAME`, else /etc/krb5.keytab.',
+    ),
+    deadlineMs: i(
+      1900,
+      50,
+      60_000,
+      'End-to-end bound of one RPC including failover; keep below `saslauthd.answerDeadlineMs`.',
+    ),
+    attemptTimeoutMs: i(
+      600,
+      10,
+      60_000,
+      'A replica silent this long gets the request sent to another one too (hedged), first answer wins.',
+    ),
+    ejectMs: i(
+      5000,
+      100,
+      600_000,
+      'A replica that failed is skipped this long before it is tried again.',
+    ),
+    resolveIntervalMs: i(
+      10_000,
+      1000,
+      3_600_000,
+      'How often upstream names are re-resolved (pods come and go).',
+    ),
+    connectionMaxAgeMs: i(
+      60_000,
+      1000,
+      3_600_000,
+      'Connections are replaced after this, so load re-spreads across replicas behind one address.',
+    ),
+    maxConnectionsPerUpstream: i(
+      256,
+      1,
+      100_000,
+      'Connections open at once to one upstream address; requests beyond wait for one.',
+    ),
+  },
   state: {
     url: s(
       '',

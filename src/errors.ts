@@ -47,6 +47,16 @@ export const Reasons = {
   },
   internal_error: { decision: 'unavailable', text: 'an internal error (fail closed)' },
   upstream_unavailable: { decision: 'unavailable', text: 'no saslgate service answered in time' },
+  upstream_refused_caller: {
+    decision: 'unavailable',
+    text: 'the saslgate service did not accept the shim as a caller (token, certificate, Negotiate)',
+  },
+  remote_ok: { decision: 'ok', text: 'the saslgate service answered OK' },
+  remote_invalid: { decision: 'invalid', text: 'the saslgate service answered invalid' },
+  remote_unavailable: {
+    decision: 'unavailable',
+    text: 'the saslgate service could not decide in time',
+  },
 } as const satisfies Record<string, { decision: Decision; text: string }>
 
 export type Reason = keyof typeof Reasons
@@ -76,6 +86,7 @@ export const ErrorCodes = {
     'the socket path cannot be used (not a socket, cannot be probed, removed or chmod-ed)',
   SASLGATE_ERR_FRAME: 'a malformed saslauthd frame',
   SASLGATE_ERR_TEST_REALM: 'a throw-away test realm or fake KDC failed (see the message)',
+  SASLGATE_ERR_NEGOTIATE: 'a Negotiate (SPNEGO) exchange with the service failed',
   SASLGATE_ERR_LOAD: 'the load generator or a benchmarked server (storm, bench, demo) failed',
 } as const
 

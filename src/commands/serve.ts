@@ -1,60 +1,111 @@
 /**
- * `saslgate serve`: single-host mode (`--saslauthd-socket PATH`): the saslauthd drop-in that
- * decides locally. Stops gracefully on SIGTERM/SIGINT: stop accepting, answer in flight, exit.
+ * `saslgate serve`: the decision service.
+ *   - RPC service (`--listen HOST:PORT`, the default when no socket is given): Fastify with
+ *     the `proto/` contract, callers authenticated by token, mTLS or Negotiate.
+ *   - Single-host mode (`--saslauthd-socket PATH`): the saslauthd drop-in deciding locally.
+ * Both can run in one process. SIGTERM/SIGINT: readiness false, stop accepting, answer
+ * what is in flight within `service.drainTimeoutMs`, exit.
  */
 import { pino } from 'pino'
 import { buildLocalAuthenticator } from '../authenticate-local.js'
 import type { Config } from '../config.js'
+import { resolveKerberosSettings } from '../kerberos/setup.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
+import { startAdmin } from '../service/admin.js'
+import { buildService, type ServiceParts } from '../service/from-config.js'
+import { parseListen } from '../service/listen-address.js'
 
-export async function serve(config: Config): Promise<number> {
+export interface ServeModes {
+  /** Serve RPCs on `service.listen`. */
+  rpc: boolean
+}
+
+export async function serve(config: Config, modes: ServeModes): Promise<number> {
   const logger = pino({ level: config.log.level, base: { role: 'serve' } }, pino.destination(2))
-  if (config.saslauthd.socket === '') {
-    logger.error(
-      'nothing to serve: give --saslauthd-socket PATH (or saslauthd.socket in the config)',
-    )
+  const socketPath = config.saslauthd.socket
+  if (!modes.rpc && socketPath === '') {
+    logger.error('nothing to serve: give --listen HOST:PORT and/or --saslauthd-socket PATH')
     return 64
   }
+  const listenAt = modes.rpc ? parseListen('service.listen', config.service.listen) : undefined
   const local = await buildLocalAuthenticator(config, process.env, logger)
-  const listener = new SaslauthdListener({
-    socketPath: config.saslauthd.socket,
-    authenticator: local.pipeline,
-    fields: config.saslauthd.fields,
-    socketMode: Number.parseInt(config.saslauthd.socketMode, 8),
-    ...(config.saslauthd.socketGroup !== '' ? { socketGroup: config.saslauthd.socketGroup } : {}),
-    readTimeoutMs: config.saslauthd.readTimeoutMs,
-    answerDeadlineMs: config.saslauthd.answerDeadlineMs,
-    maxConnections: config.saslauthd.maxConnections,
-    logger,
-    onDecision: (e) => {
-      logger.debug(
-        {
-          decision: e.decision,
-          reason: e.reason,
-          stage: e.stage,
-          detail: e.detail,
-          ms: Math.round(e.latencyMs * 10) / 10,
-          login: e.login,
-          service: e.service,
-        },
-        'decision',
-      )
-    },
-  })
+  const closers: Array<() => Promise<void>> = [() => local.close()]
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close().catch(() => {})
+  }
+  let draining = false
+  const readiness = () => (draining ? { ready: false, reason: 'draining' } : local.readiness())
   try {
-    await listener.listen()
+    if (listenAt !== undefined) {
+      const { keytab } = await resolveKerberosSettings(config, process.env)
+      const service: ServiceParts = await buildService(config, {
+        authenticator: local.pipeline,
+        readiness,
+        logger,
+        keytab,
+      })
+      closers.push(() => service.close())
+      const bound = await service.app.listen(listenAt.host, listenAt.port)
+      logger.info(
+        { listen: `${bound.host}:${bound.port}`, tls: config.service.tlsCert !== '' },
+        'RPC service listening',
+      )
+    }
+    if (config.service.adminListen !== '') {
+      const admin = await startAdmin('service.adminListen', config.service.adminListen, readiness)
+      closers.push(() => admin.close())
+      logger.info({ listen: config.service.adminListen, port: admin.port }, 'admin listening')
+    }
+    if (socketPath !== '') {
+      const listener = new SaslauthdListener({
+        socketPath,
+        authenticator: local.pipeline,
+        fields: config.saslauthd.fields,
+        socketMode: Number.parseInt(config.saslauthd.socketMode, 8),
+        ...(config.saslauthd.socketGroup !== ''
+          ? { socketGroup: config.saslauthd.socketGroup }
+          : {}),
+        readTimeoutMs: config.saslauthd.readTimeoutMs,
+        answerDeadlineMs: config.saslauthd.answerDeadlineMs,
+        maxConnections: config.saslauthd.maxConnections,
+        logger,
+        onDecision: (e) => {
+          logger.debug(
+            {
+              decision: e.decision,
+              reason: e.reason,
+              stage: e.stage,
+              detail: e.detail,
+              ms: Math.round(e.latencyMs * 10) / 10,
+              login: e.login,
+              service: e.service,
+            },
+            'decision',
+          )
+        },
+      })
+      await listener.listen()
+      closers.push(() => listener.close())
+    }
   } catch (err) {
-    await local.close()
+    await closeAll()
     throw err
   }
-  logger.info({ socket: config.saslauthd.socket, pid: process.pid }, 'saslgate ready')
+  logger.info(
+    {
+      socket: socketPath || undefined,
+      listen: listenAt !== undefined ? config.service.listen : undefined,
+      pid: process.pid,
+    },
+    'saslgate ready',
+  )
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'))
     process.once('SIGINT', () => resolve('SIGINT'))
   })
-  logger.info({ signal }, 'shutting down: answering requests in flight')
-  await listener.close()
-  await local.close()
+  draining = true
+  logger.info({ signal }, 'shutting down: not ready, answering requests in flight')
+  await closeAll()
   logger.info('stopped')
   return 0
 }

@@ -1,0 +1,125 @@
+/**
+ * `saslgate shim`: answers the saslauthd socket on a Cyrus front-end by asking the saslgate
+ * service, always within `saslauthd.answerDeadlineMs` (NO at the deadline).
+ */
+import { pino } from 'pino'
+import type { Config } from '../config.js'
+import { SaslgateError } from '../errors.js'
+import { SaslauthdListener } from '../saslauthd/listener.js'
+import { readPemFile } from '../service/secret-files.js'
+import { noCredentials, tokenCredentials } from '../shim/credentials.js'
+import type { TlsClientMaterial } from '../shim/endpoint-client.js'
+import { type CallerCredentials, RemoteAuthenticator } from '../shim/remote-authenticator.js'
+
+const configError = (option: string, message: string) =>
+  new SaslgateError('SASLGATE_ERR_CONFIG', `config option ${option}: ${message}`)
+
+export async function shim(config: Config): Promise<number> {
+  const logger = pino({ level: config.log.level, base: { role: 'shim' } }, pino.destination(2))
+  const c = config.shim
+  if (config.saslauthd.socket === '')
+    throw configError('saslauthd.socket', 'the shim needs a socket to answer: --socket PATH')
+  if (c.deadlineMs >= config.saslauthd.answerDeadlineMs)
+    throw configError(
+      'shim.deadlineMs',
+      `must be below saslauthd.answerDeadlineMs (${config.saslauthd.answerDeadlineMs}) so the answer is a decision, not the listener's deadline`,
+    )
+  if ((c.tlsCert === '') !== (c.tlsKey === ''))
+    throw configError(
+      c.tlsCert === '' ? 'shim.tlsCert' : 'shim.tlsKey',
+      'a client certificate needs both shim.tlsCert and shim.tlsKey',
+    )
+  const tls: TlsClientMaterial = {
+    ...(c.ca !== '' ? { ca: readPemFile('shim.ca', c.ca) } : {}),
+    ...(c.tlsCert !== ''
+      ? { cert: readPemFile('shim.tlsCert', c.tlsCert), key: readPemFile('shim.tlsKey', c.tlsKey) }
+      : {}),
+  }
+  const methods = [c.tokenFile !== '', c.negotiateService !== ''].filter(Boolean).length
+  if (methods > 1)
+    throw configError(
+      'shim.negotiateService',
+      'use either shim.tokenFile or shim.negotiateService, not both',
+    )
+  let credentials: CallerCredentials = noCredentials
+  let closeCredentials = async () => {}
+  if (c.tokenFile !== '') credentials = tokenCredentials('shim.tokenFile', c.tokenFile)
+  else if (c.negotiateService !== '') {
+    const { sessionCredentials } = await import('../shim/session-credentials.js')
+    const s = sessionCredentials(config, tls, logger)
+    credentials = s
+    closeCredentials = () => s.close()
+  } else if (tls.cert === undefined) {
+    throw configError(
+      'shim.tokenFile',
+      'the service authenticates every caller: set shim.tokenFile (--token-file), a client certificate (--tls-cert/--tls-key) or shim.negotiateService',
+    )
+  }
+  const remote = new RemoteAuthenticator({
+    upstreams: c.upstreams,
+    tls,
+    credentials,
+    deadlineMs: c.deadlineMs,
+    attemptTimeoutMs: c.attemptTimeoutMs,
+    ejectMs: c.ejectMs,
+    resolveIntervalMs: c.resolveIntervalMs,
+    connectionMaxAgeMs: c.connectionMaxAgeMs,
+    maxConnectionsPerUpstream: c.maxConnectionsPerUpstream,
+    onAttempt: (e) => {
+      if (e.outcome === 'failed' || e.outcome === 'unauthenticated')
+        logger.warn(
+          { upstream: e.endpoint, outcome: e.outcome, code: e.code, ms: Math.round(e.ms) },
+          'upstream attempt failed',
+        )
+    },
+    onUpstreamError: (err) => logger.warn({ err: String(err) }, 'upstream resolution failed'),
+  })
+  await remote.start()
+  const listener = new SaslauthdListener({
+    socketPath: config.saslauthd.socket,
+    authenticator: remote,
+    fields: config.saslauthd.fields,
+    socketMode: Number.parseInt(config.saslauthd.socketMode, 8),
+    ...(config.saslauthd.socketGroup !== '' ? { socketGroup: config.saslauthd.socketGroup } : {}),
+    readTimeoutMs: config.saslauthd.readTimeoutMs,
+    answerDeadlineMs: config.saslauthd.answerDeadlineMs,
+    maxConnections: config.saslauthd.maxConnections,
+    logger,
+    onDecision: (e) =>
+      logger.debug(
+        {
+          decision: e.decision,
+          reason: e.reason,
+          ms: Math.round(e.latencyMs * 10) / 10,
+          login: e.login,
+          service: e.service,
+        },
+        'decision',
+      ),
+  })
+  try {
+    await listener.listen()
+  } catch (err) {
+    await remote.close()
+    await closeCredentials()
+    throw err
+  }
+  logger.info(
+    {
+      socket: config.saslauthd.socket,
+      upstreams: remote.endpoints.map((e) => e.baseUrl),
+      pid: process.pid,
+    },
+    'saslgate ready',
+  )
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
+  logger.info({ signal }, 'shutting down: answering requests in flight')
+  await listener.close()
+  await remote.close()
+  await closeCredentials()
+  logger.info('stopped')
+  return 0
+}

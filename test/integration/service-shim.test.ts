@@ -1,0 +1,458 @@
+/**
+ * The service and the shim end to end: testsaslauthd -> `saslgate shim` (unix socket) ->
+ * `saslgate serve` (RPC over loopback) -> a real MIT KDC. Caller authentication by token,
+ * by client certificate (mTLS), and the failure modes the shim must survive: the service
+ * stopped, frozen, or one of two replicas killed under load.
+ */
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { accessSync, constants } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { createClient } from '@connectrpc/connect'
+import { createGrpcTransport } from '@connectrpc/connect-node'
+import { AuthService, Decision } from '../../src/gen/saslgate/v1/auth_pb.js'
+import { saslauthdCheck } from '../../src/storm/saslauthd-client.js'
+import { startPki, type TestPki } from '../../src/testing/pki.js'
+import { freePort } from '../../src/testing/ports.js'
+import { type Realm, startRealm } from '../../src/testing/realm.js'
+import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+
+const TESTSASLAUTHD = ['/usr/sbin/testsaslauthd', '/usr/bin/testsaslauthd'].find((p) => {
+  try {
+    accessSync(p, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+})
+const BIN = fileURLToPath(new URL('../../bin/saslgate.js', import.meta.url))
+
+const ALICE = 'alice-Shim-Secret-1'
+const BOB = 'bob-Shim-Secret-22'
+const WRONG = 'wrong-Shim-Guess-333'
+const TOKEN = 'saslgate-test-token-0123456789abcdef0123456789'
+const SECRETS = [ALICE, BOB, WRONG, TOKEN]
+
+let realm: Realm
+let pki: TestPki
+let dir: string
+let tokenFile: string
+let seq = 0
+const procs: SaslgateProcess[] = []
+const children = new Set<ChildProcess>()
+
+before(async () => {
+  realm = await startRealm({
+    users: [
+      { name: 'alice', password: ALICE },
+      { name: 'bob', password: BOB },
+    ],
+  })
+  pki = await startPki()
+  dir = await mkdtemp(join(tmpdir(), 'saslgate-service-shim-'))
+  tokenFile = join(dir, 'token')
+  await writeFile(tokenFile, `# the shims' token\n${TOKEN}\n`, { mode: 0o600 })
+})
+
+after(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+  for (const p of procs) {
+    try {
+      process.kill(p.pid, 'SIGCONT')
+    } catch {}
+    await p.stop(5000)
+  }
+  await realm?.close()
+  await pki?.close()
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+})
+
+async function service(args: string[] = [], env: Record<string, string> = {}) {
+  const port = await freePort()
+  const p = await startSaslgate({
+    args: [
+      'serve',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--set',
+      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
+      '--set',
+      'log.level=debug',
+      ...args,
+    ],
+    env: { ...realm.env, ...env },
+    keepAllOutput: true,
+  })
+  procs.push(p)
+  return { proc: p, port }
+}
+
+async function shim(upstreams: string[], args: string[] = [], env: Record<string, string> = {}) {
+  const socket = join(dir, `mux${++seq}`)
+  const p = await startSaslgate({
+    args: [
+      'shim',
+      '--socket',
+      socket,
+      '--upstream',
+      upstreams.join(','),
+      '--set',
+      'log.level=debug',
+      ...args,
+    ],
+    env: { ...env },
+    keepAllOutput: true,
+  })
+  procs.push(p)
+  return { proc: p, socket }
+}
+
+function run(file: string, args: string[], env?: NodeJS.ProcessEnv, timeoutMs = 15_000) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string; ms: number }>(
+    (resolve, reject) => {
+      const t0 = performance.now()
+      const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+      children.add(child)
+      let stdout = ''
+      let stderr = ''
+      child.stdout?.on('data', (d) => {
+        stdout += d
+      })
+      child.stderr?.on('data', (d) => {
+        stderr += d
+      })
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+      child.once('error', (err) => {
+        clearTimeout(timer)
+        children.delete(child)
+        reject(err)
+      })
+      child.once('close', (code) => {
+        clearTimeout(timer)
+        children.delete(child)
+        resolve({ code, stdout, stderr, ms: performance.now() - t0 })
+      })
+    },
+  )
+}
+
+const testsaslauthd = (socket: string, user: string, password: string) =>
+  run(TESTSASLAUTHD as string, ['-u', user, '-p', password, '-s', 'imap', '-f', socket])
+
+async function assertGoodAndBad(socket: string): Promise<void> {
+  const good = await testsaslauthd(socket, 'alice', ALICE)
+  assert.equal(good.code, 0, good.stdout + good.stderr)
+  assert.match(good.stdout, /^0: OK/)
+  const wrong = await testsaslauthd(socket, 'alice', WRONG)
+  assert.match(wrong.stdout, /^0: NO/)
+  const unknown = await testsaslauthd(socket, 'nosuchuser', WRONG)
+  assert.match(unknown.stdout, /^0: NO/)
+  assert.equal(wrong.stdout, unknown.stdout)
+}
+
+function assertNoSecrets(...procsToCheck: SaslgateProcess[]): void {
+  for (const p of procsToCheck) {
+    const out = p.output()
+    for (const s of SECRETS) assert.ok(!out.includes(s), 'a secret appeared in saslgate output')
+  }
+}
+
+describe('shim -> service -> real KDC', { skip: TESTSASLAUTHD === undefined }, () => {
+  test('bearer token over plain HTTP: good -> OK, wrong and unknown -> NO', async () => {
+    const svc = await service(['--token-file', tokenFile])
+    const sh = await shim([`http://127.0.0.1:${svc.port}`], ['--token-file', tokenFile])
+    await assertGoodAndBad(sh.socket)
+    assertNoSecrets(svc.proc, sh.proc)
+    await sh.proc.stop()
+    await svc.proc.stop()
+  })
+
+  test('the contract is curl-able (Connect JSON over HTTP/1.1) and speaks gRPC over h2c', async () => {
+    const svc = await service(['--token-file', tokenFile])
+    const url = `http://127.0.0.1:${svc.port}/saslgate.v1.AuthService/Authenticate`
+    const body = JSON.stringify({
+      login: 'bob',
+      password: Buffer.from(BOB).toString('base64'),
+      service: 'imap',
+    })
+    const curl = await run('curl', [
+      '-sS',
+      '--max-time',
+      '5',
+      '-H',
+      'content-type: application/json',
+      '-H',
+      `authorization: Bearer ${TOKEN}`,
+      '--data-binary',
+      body,
+      url,
+    ])
+    assert.equal(curl.code, 0, curl.stderr)
+    assert.deepEqual(JSON.parse(curl.stdout), { decision: 'DECISION_OK' })
+
+    const grpc = createClient(
+      AuthService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${svc.port}` }),
+    )
+    const res = await grpc.authenticate(
+      { login: 'bob', password: Buffer.from(WRONG), service: 'imap' },
+      { headers: { authorization: `Bearer ${TOKEN}` }, timeoutMs: 5000 },
+    )
+    assert.equal(res.decision, Decision.INVALID)
+    await svc.proc.stop()
+  })
+
+  test('unauthenticated and wrongly authenticated RPCs never reach the pipeline', async () => {
+    const svc = await service(['--token-file', tokenFile])
+    const url = `http://127.0.0.1:${svc.port}/saslgate.v1.AuthService/Authenticate`
+    const body = JSON.stringify({ login: 'alice', password: Buffer.from(ALICE).toString('base64') })
+    for (const auth of [
+      undefined,
+      'Bearer not-the-token-not-the-token-not-the-token',
+      `Basic ${TOKEN}`,
+    ]) {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+        body,
+        signal: AbortSignal.timeout(5000),
+      })
+      assert.equal(res.status, 401)
+      const json = (await res.json()) as { code: string }
+      assert.equal(json.code, 'unauthenticated')
+    }
+    const grpc = createClient(
+      AuthService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${svc.port}` }),
+    )
+    await assert.rejects(
+      grpc.authenticate({ login: 'alice', password: Buffer.from(ALICE) }, { timeoutMs: 5000 }),
+      (err: Error) => /unauthenticated/i.test(err.message),
+    )
+    // Nothing got decided: no decision line in the service's debug log.
+    assert.doesNotMatch(svc.proc.output(), /"msg":"decision"|"decision":/)
+    // Health says nothing about users and needs no credentials.
+    const ready = await fetch(`http://127.0.0.1:${svc.port}/readyz`)
+    assert.equal(ready.status, 200)
+    assert.deepEqual(await ready.json(), { status: 'ready' })
+    assertNoSecrets(svc.proc)
+    await svc.proc.stop()
+  })
+
+  test('mutual TLS: a client certificate from the CA authenticates; another CA does not', async () => {
+    const client = await pki.issueClient('fe1.saslgate.test')
+    const foreign = await pki.issueClient('fe1.saslgate.test', { foreign: true })
+    const svc = await service([
+      '--tls-cert',
+      pki.server.cert,
+      '--tls-key',
+      pki.server.key,
+      '--client-ca',
+      pki.ca,
+      '--set',
+      'service.clientNames=fe1.saslgate.test',
+    ])
+    const url = `https://127.0.0.1:${svc.port}`
+    const sh = await shim(
+      [url],
+      ['--ca', pki.ca, '--tls-cert', client.cert, '--tls-key', client.key],
+    )
+    await assertGoodAndBad(sh.socket)
+    // A certificate from another CA: the shim answers NO (the service refused it), at once.
+    const bad = await shim(
+      [url],
+      ['--ca', pki.ca, '--tls-cert', foreign.cert, '--tls-key', foreign.key],
+    )
+    const r = await testsaslauthd(bad.socket, 'alice', ALICE)
+    assert.match(r.stdout, /^0: NO/)
+    assert.match(bad.proc.output(), /"outcome":"unauthenticated"/)
+    // The same with curl: no certificate, or a foreign one -> 401 unauthenticated.
+    const body = JSON.stringify({ login: 'alice', password: Buffer.from(ALICE).toString('base64') })
+    for (const extra of [[], ['--cert', foreign.cert, '--key', foreign.key]]) {
+      const c = await run('curl', [
+        '-sS',
+        '--max-time',
+        '5',
+        '--cacert',
+        pki.ca,
+        ...extra,
+        '-w',
+        '\n%{http_code}',
+        '-H',
+        'content-type: application/json',
+        '--data-binary',
+        body,
+        `${url}/saslgate.v1.AuthService/Authenticate`,
+      ])
+      const [json, status] = c.stdout.split('\n')
+      assert.equal(status, '401', c.stdout + c.stderr)
+      assert.equal(JSON.parse(json as string).code, 'unauthenticated')
+    }
+    // A shim that does not trust the service's CA refuses to talk to it.
+    const untrusting = await shim(
+      [url],
+      ['--ca', pki.otherCa, '--tls-cert', client.cert, '--tls-key', client.key],
+    )
+    assert.match((await testsaslauthd(untrusting.socket, 'alice', ALICE)).stdout, /^0: NO/)
+    assertNoSecrets(svc.proc, sh.proc, bad.proc, untrusting.proc)
+    for (const p of [untrusting, bad, sh]) await p.proc.stop()
+    await svc.proc.stop()
+  })
+
+  test('service stopped: the shim answers NO within its deadline, not a hang or a socket error', async () => {
+    const svc = await service(['--token-file', tokenFile])
+    const sh = await shim(
+      [`http://127.0.0.1:${svc.port}`],
+      ['--token-file', tokenFile, '--set', 'shim.deadlineMs=1500'],
+    )
+    assert.equal((await saslauthdCheck(sh.socket, 'alice', ALICE)).ok, true)
+    await svc.proc.stop()
+    for (let i = 0; i < 5; i++) {
+      const r = await saslauthdCheck(sh.socket, 'alice', ALICE, { timeoutMs: 5000 })
+      assert.equal(r.ok, false)
+      assert.equal(r.timedOut, false)
+      assert.equal(r.error, undefined)
+      assert.match(r.reply, /^NO/)
+      assert.ok(r.latencyMs < 1600, `answered after ${r.latencyMs} ms`)
+    }
+    await sh.proc.stop()
+  })
+
+  test('service frozen (SIGSTOP): NO at the shim deadline, then OK again once it thaws', async () => {
+    const svc = await service(['--token-file', tokenFile])
+    const sh = await shim(
+      [`http://127.0.0.1:${svc.port}`],
+      ['--token-file', tokenFile, '--set', 'shim.deadlineMs=800'],
+    )
+    assert.equal((await saslauthdCheck(sh.socket, 'alice', ALICE)).ok, true)
+    process.kill(svc.proc.pid, 'SIGSTOP')
+    try {
+      const rs = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          saslauthdCheck(sh.socket, 'alice', ALICE, { timeoutMs: 5000 }),
+        ),
+      )
+      for (const r of rs) {
+        assert.match(r.reply, /^NO/)
+        assert.ok(r.latencyMs >= 750 && r.latencyMs < 1300, `answered after ${r.latencyMs} ms`)
+      }
+    } finally {
+      process.kill(svc.proc.pid, 'SIGCONT')
+    }
+    let ok = false
+    for (let i = 0; i < 20 && !ok; i++) {
+      ok = (await saslauthdCheck(sh.socket, 'alice', ALICE)).ok
+      if (!ok) await new Promise((r) => setTimeout(r, 250))
+    }
+    assert.ok(ok, 'logins work again after the service thaws (ejection ends, no restart)')
+    await sh.proc.stop()
+    await svc.proc.stop()
+  })
+
+  test('two replicas, one killed mid-load: no wrong answer, logins continue', async () => {
+    const a = await service(['--token-file', tokenFile])
+    const b = await service(['--token-file', tokenFile])
+    const sh = await shim(
+      [`http://127.0.0.1:${a.port}`, `http://127.0.0.1:${b.port}`],
+      ['--token-file', tokenFile],
+    )
+    // Warm both replicas' caches so the load measures the hop, not the KDC.
+    for (let i = 0; i < 6; i++) await saslauthdCheck(sh.socket, 'alice', ALICE)
+    const tally = {
+      goodOk: 0,
+      goodNo: 0,
+      badOk: 0,
+      badNo: 0,
+      afterKillGoodOk: 0,
+      afterKillGoodNo: 0,
+    }
+    let killedAt = Number.POSITIVE_INFINITY
+    const endAt = performance.now() + 4000
+    const worker = async (n: number) => {
+      for (let i = 0; i < 2000 && performance.now() < endAt; i++) {
+        const good = (i + n) % 4 !== 0
+        const r = await saslauthdCheck(sh.socket, good ? 'alice' : 'bob', good ? ALICE : WRONG)
+        const after = performance.now() > killedAt + 500
+        if (good) {
+          if (r.ok) tally.goodOk++
+          else tally.goodNo++
+          if (after) r.ok ? tally.afterKillGoodOk++ : tally.afterKillGoodNo++
+        } else if (r.ok) tally.badOk++
+        else tally.badNo++
+      }
+    }
+    const load = Promise.all(Array.from({ length: 8 }, (_, n) => worker(n)))
+    await new Promise((r) => setTimeout(r, 1500))
+    killedAt = performance.now()
+    await a.proc.kill()
+    await load
+    assert.equal(tally.badOk, 0, 'a wrong password was let in')
+    assert.ok(tally.afterKillGoodOk > 50, `logins continued: ${JSON.stringify(tally)}`)
+    assert.equal(
+      tally.afterKillGoodNo,
+      0,
+      `good logins refused after the kill: ${JSON.stringify(tally)}`,
+    )
+    assert.ok(
+      tally.goodNo <= 8,
+      `at most the in-flight requests of the killed replica fail: ${JSON.stringify(tally)}`,
+    )
+    assertNoSecrets(b.proc, sh.proc)
+    await sh.proc.stop()
+    await b.proc.stop()
+  })
+
+  test('config errors name the option and exit 78', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['serve', '--listen', '127.0.0.1:notaport'], /service\.listen/],
+      [['serve', '--listen', '127.0.0.1:0'], /service\.tokenFile/],
+      [
+        ['serve', '--listen', '127.0.0.1:0', '--token-file', join(dir, 'missing')],
+        /service\.tokenFile.*cannot read/,
+      ],
+      [['serve', '--listen', '127.0.0.1:0', '--client-ca', pki.ca], /service\.clientCa.*TLS/],
+      [['shim', '--socket', join(dir, 'x'), '--token-file', tokenFile], /shim\.upstreams/],
+      [
+        ['shim', '--socket', join(dir, 'x'), '--upstream', 'ftp://x', '--token-file', tokenFile],
+        /shim\.upstreams/,
+      ],
+      [['shim', '--socket', join(dir, 'x'), '--upstream', 'http://127.0.0.1:1'], /shim\.tokenFile/],
+      [
+        [
+          'shim',
+          '--socket',
+          join(dir, 'x'),
+          '--upstream',
+          'http://127.0.0.1:1',
+          '--token-file',
+          tokenFile,
+          '--set',
+          'shim.deadlineMs=5000',
+        ],
+        /shim\.deadlineMs/,
+      ],
+    ]
+    for (const [args, pattern] of cases) {
+      const r = await run(process.execPath, [BIN, ...args], {
+        PATH: process.env.PATH,
+        ...realm.env,
+      })
+      assert.equal(r.code, 78, `${args.join(' ')}: ${r.stderr}`)
+      assert.match(r.stderr, pattern, args.join(' '))
+    }
+    const short = join(dir, 'short-token')
+    await writeFile(short, 'too-short\n')
+    const r = await run(
+      process.execPath,
+      [BIN, 'serve', '--listen', '127.0.0.1:0', '--token-file', short],
+      { PATH: process.env.PATH, ...realm.env },
+    )
+    assert.equal(r.code, 78)
+    assert.match(r.stderr, /service\.tokenFile.*shorter than 32/)
+    assert.ok(!r.stderr.includes('too-short'), 'the token itself is not echoed')
+  })
+})
