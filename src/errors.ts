@@ -87,6 +87,8 @@ export const ErrorCodes = {
   SASLGATE_ERR_FRAME: 'a malformed saslauthd frame',
   SASLGATE_ERR_TEST_REALM: 'a throw-away test realm or fake KDC failed (see the message)',
   SASLGATE_ERR_NEGOTIATE: 'a Negotiate (SPNEGO) exchange with the service failed',
+  SASLGATE_ERR_NEGOTIATE_REJECTED: 'an HTTP Negotiate token was refused',
+  SASLGATE_ERR_NEGOTIATE_NOT_ALLOWED: 'the Negotiate client is not on the allow-list',
   SASLGATE_ERR_LOAD: 'the load generator or a benchmarked server (storm, bench, demo) failed',
 } as const
 

@@ -9,11 +9,20 @@ import type { FastifyInstance } from 'fastify'
 export interface NegotiateRoute {
   accept(
     base64Token: string,
-  ): Promise<{ ok: true; principal: string; replyToken?: string } | { ok: false; code: string }>
+  ): Promise<
+    | { ok: true; principal: string; replyToken?: string }
+    | { ok: false; code: string; reason?: string; principal?: string; detail?: string }
+  >
   issue(principal: string): { token: string; expiresAt: number }
   /** GSSAPI exchanges in flight at most; more get 503 at once (they cost a thread each). */
   maxInFlight?: number
-  onResult?: (event: { ok: boolean; principal?: string; code?: string }) => void
+  onResult?: (event: {
+    ok: boolean
+    principal?: string
+    code?: string
+    reason?: string
+    detail?: string
+  }) => void
 }
 
 export const SESSION_PATH = '/v1/session'
@@ -36,7 +45,13 @@ export function registerNegotiate(app: FastifyInstance, route: NegotiateRoute): 
     try {
       const r = await route.accept(m[1])
       if (!r.ok) {
-        route.onResult?.({ ok: false, code: r.code })
+        route.onResult?.({
+          ok: false,
+          code: r.code,
+          ...(r.reason !== undefined ? { reason: r.reason } : {}),
+          ...(r.principal !== undefined ? { principal: r.principal } : {}),
+          ...(r.detail !== undefined ? { detail: r.detail } : {}),
+        })
         reply.code(r.code === 'SASLGATE_ERR_NEGOTIATE_NOT_ALLOWED' ? 403 : 401)
         if (r.code !== 'SASLGATE_ERR_NEGOTIATE_NOT_ALLOWED')
           reply.header('www-authenticate', 'Negotiate')

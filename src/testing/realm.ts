@@ -381,6 +381,7 @@ function renderKrb5Conf(realm: string, ports: readonly number[]): string {
   dns_lookup_kdc = false
   dns_lookup_realm = false
   rdns = false
+  dns_canonicalize_hostname = false
   noaddresses = true
   forwardable = false
   proxiable = false

@@ -154,6 +154,17 @@ async function assertGoodAndBad(socket: string): Promise<void> {
   assert.equal(wrong.stdout, unknown.stdout)
 }
 
+/** Runs `fn`; on failure, the processes' last output lines join the error (debugging CI). */
+async function explained(ps: SaslgateProcess[], fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn()
+  } catch (err) {
+    const tails = ps.map((p) => p.output().split('\n').slice(-15).join('\n')).join('\n---\n')
+    ;(err as Error).message += `\n--- saslgate output ---\n${tails}`
+    throw err
+  }
+}
+
 function assertNoSecrets(...procsToCheck: SaslgateProcess[]): void {
   for (const p of procsToCheck) {
     const out = p.output()
@@ -300,6 +311,79 @@ describe('shim -> service -> real KDC', { skip: TESTSASLAUTHD === undefined }, (
     assert.match((await testsaslauthd(untrusting.socket, 'alice', ALICE)).stdout, /^0: NO/)
     assertNoSecrets(svc.proc, sh.proc, bad.proc, untrusting.proc)
     for (const p of [untrusting, bad, sh]) await p.proc.stop()
+    await svc.proc.stop()
+  })
+
+  test('Negotiate: the shim authenticates with its host keytab, an allow-list decides', async () => {
+    const http = 'HTTP/saslgate.test'
+    const fe1 = 'host/fe1.saslgate.test'
+    const fe2 = 'host/fe2.saslgate.test'
+    for (const p of [http, fe1, fe2]) await realm.kadmin(`addprinc -randkey ${p}`)
+    const httpKeytab = join(dir, 'http.keytab')
+    const fe1Keytab = join(dir, 'fe1.keytab')
+    const fe2Keytab = join(dir, 'fe2.keytab')
+    await realm.kadmin(`ktadd -k ${httpKeytab} ${http}`)
+    await realm.kadmin(`ktadd -k ${fe1Keytab} ${fe1}`)
+    await realm.kadmin(`ktadd -k ${fe2Keytab} ${fe2}`)
+    const svc = await service([
+      '--set',
+      'service.negotiate=true',
+      '--set',
+      `service.negotiatePrincipal=${http}`,
+      '--set',
+      `service.negotiateKeytab=${httpKeytab}`,
+      '--set',
+      `service.negotiateAllow=${fe1}@${realm.name}`,
+    ])
+    const upstream = `http://127.0.0.1:${svc.port}`
+    const kenv = { KRB5_CONFIG: realm.krb5ConfPath }
+    const sh = await shim(
+      [upstream],
+      [
+        '--set',
+        'shim.negotiateService=HTTP@saslgate.test',
+        '--set',
+        `shim.clientKeytab=${fe1Keytab}`,
+      ],
+      kenv,
+    )
+    await explained([svc.proc, sh.proc], () => assertGoodAndBad(sh.socket))
+    // One exchange for many logins: a single session token was issued.
+    for (let i = 0; i < 5; i++)
+      assert.equal((await saslauthdCheck(sh.socket, 'alice', ALICE)).ok, true)
+    const issued = svc.proc.output().match(/session token issued/g) ?? []
+    assert.equal(issued.length, 1, 'one Negotiate exchange, not one per login')
+    assert.match(svc.proc.output(), new RegExp(`"principal":"${fe1}@${realm.name}"`))
+    // A front-end whose principal is not on the allow-list gets NO for everything.
+    const other = await shim(
+      [upstream],
+      [
+        '--set',
+        'shim.negotiateService=HTTP@saslgate.test',
+        '--set',
+        `shim.clientKeytab=${fe2Keytab}`,
+      ],
+      kenv,
+    )
+    assert.match((await testsaslauthd(other.socket, 'alice', ALICE)).stdout, /^0: NO/)
+    assert.match(svc.proc.output(), /"reason":"not_allowed"/)
+    // A forged session token is refused like no token.
+    const forged = await fetch(`${upstream}/saslgate.v1.AuthService/Authenticate`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: 'Bearer sgs1.eyJwIjoieCJ9.AAAA',
+      },
+      body: '{}',
+      signal: AbortSignal.timeout(5000),
+    })
+    assert.equal(forged.status, 401)
+    assertNoSecrets(svc.proc, sh.proc, other.proc)
+    const token = /sgs1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/
+    for (const p of [svc.proc, sh.proc])
+      assert.doesNotMatch(p.output(), token, 'a session token was logged')
+    await other.proc.stop()
+    await sh.proc.stop()
     await svc.proc.stop()
   })
 
