@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(krb5-kdc krb5-admin-server krb5-user libkrb5-dev sasl2-bin redis-server cyrus-imapd
-  cyrus-common g++ make python3 procps librsvg2-bin)
+  cyrus-common g++ make python3 procps librsvg2-bin systemd openssl curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -14,7 +14,10 @@ import { RedisGuardStore } from './state/redis-store.js'
 export interface LocalAuthenticator {
   pipeline: Pipeline
   defaultRealm: string
-  /** Ready to decide: the keytab is readable and some KDC breaker of the default realm is not open. */
+  /**
+   * Ready to decide: the keytab is readable, and some KDC breaker of the default realm is not
+   * open or offline mode can answer for known-good users.
+   */
   readiness(): { ready: boolean; reason?: string }
   close(): Promise<void>
 }
@@ -86,7 +89,13 @@ export async function buildLocalAuthenticator(
     defaultRealm: settings.defaultRealm,
     readiness() {
       if (!keytabReadable(settings.keytab)) return { ready: false, reason: 'keytab unreadable' }
-      if (verifier.allKdcsDown(settings.defaultRealm))
+      // Every KDC breaker open: with offline mode on, this replica still lets known-good
+      // users in, so it stays ready (else Kubernetes would take every replica out of the
+      // Service during a KDC outage and nobody could log in); without it, not ready.
+      if (
+        verifier.allKdcsDown(settings.defaultRealm) &&
+        config.pipeline.offlineMaxStalenessMs === 0
+      )
         return { ready: false, reason: 'every KDC breaker open' }
       return { ready: true }
     },

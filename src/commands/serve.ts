@@ -36,6 +36,12 @@ export async function serve(config: Config, modes: ServeModes): Promise<number> 
   let draining = false
   const readiness = () => (draining ? { ready: false, reason: 'draining' } : local.readiness())
   try {
+    // Started first so it stops last: probes keep answering while the service drains.
+    if (config.service.adminListen !== '') {
+      const admin = await startAdmin('service.adminListen', config.service.adminListen, readiness)
+      closers.push(() => admin.close())
+      logger.info({ listen: config.service.adminListen, port: admin.port }, 'admin listening')
+    }
     if (listenAt !== undefined) {
       const { keytab } = await resolveKerberosSettings(config, process.env)
       const service: ServiceParts = await buildService(config, {
@@ -50,11 +56,6 @@ export async function serve(config: Config, modes: ServeModes): Promise<number> 
         { listen: `${bound.host}:${bound.port}`, tls: config.service.tlsCert !== '' },
         'RPC service listening',
       )
-    }
-    if (config.service.adminListen !== '') {
-      const admin = await startAdmin('service.adminListen', config.service.adminListen, readiness)
-      closers.push(() => admin.close())
-      logger.info({ listen: config.service.adminListen, port: admin.port }, 'admin listening')
     }
     if (socketPath !== '') {
       const listener = new SaslauthdListener({

@@ -9,14 +9,14 @@ import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import type { Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createContextValues } from '@connectrpc/connect'
-import { fastifyConnectPlugin } from '@connectrpc/connect-fastify'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Authenticator } from '../authenticator.js'
 import type { Caller, CallerAuth } from './caller-auth.js'
+import { registerConnectRoutes } from './connect-routes.js'
 import { type Readiness, registerHealth } from './health.js'
 import { type NegotiateRoute, registerNegotiate } from './negotiate-route.js'
-import { kCaller, type RpcDeps, requireCaller, routes } from './rpc.js'
+import { authenticateHandler, kCaller, type RpcDeps, requireCaller, routes } from './rpc.js'
 import { createPlainServers, createSecureServer } from './server-factory.js'
 
 export interface TlsMaterial {
@@ -110,12 +110,14 @@ export class ServiceApp {
     })
     registerHealth(this.app, () => this.#readiness())
     if (options.negotiate !== undefined) registerNegotiate(this.app, options.negotiate)
-    this.app.register(fastifyConnectPlugin, {
-      routes: routes({
-        authenticator: options.authenticator,
-        ready: () => this.#readiness().ready,
-        ...(options.onAnswer !== undefined ? { onAnswer: options.onAnswer } : {}),
-      }),
+    const rpcDeps: RpcDeps = {
+      authenticator: options.authenticator,
+      ready: () => this.#readiness().ready,
+      ...(options.onAnswer !== undefined ? { onAnswer: options.onAnswer } : {}),
+    }
+    const direct = authenticateHandler(rpcDeps)
+    registerConnectRoutes(this.app, {
+      routes: routes(rpcDeps),
       interceptors: [requireCaller],
       contextValues: (req) => createContextValues().set(kCaller, this.#callers.get(req.raw)),
       readMaxBytes: options.bodyLimitBytes,
@@ -123,6 +125,8 @@ export class ServiceApp {
       grpcWeb: false,
       // Aborted when the drain bound passes: handlers still running then answer `unavailable`.
       shutdownSignal: this.#shutdown.signal,
+      // The direct path runs no interceptor: the handler itself refuses a missing caller.
+      direct: (req, ctx) => direct(req, ctx),
     })
   }
 

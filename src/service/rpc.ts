@@ -9,6 +9,7 @@ import {
   Code,
   ConnectError,
   type ConnectRouter,
+  type ContextValues,
   createContextKey,
   type Interceptor,
 } from '@connectrpc/connect'
@@ -59,46 +60,54 @@ function checkField(name: string, value: string | Uint8Array): void {
     )
 }
 
+/**
+ * The Authenticate implementation, shared by Connect's handler and the direct binary path
+ * (connect-routes.ts). `ctx` needs only the abort signal and the context values.
+ */
+export function authenticateHandler(deps: RpcDeps) {
+  return async (
+    req: AuthenticateRequest,
+    ctx: { signal: AbortSignal; values: ContextValues },
+  ): Promise<MessageInitShape<typeof AuthenticateResponseSchema>> => {
+    const caller = ctx.values.get(kCaller)
+    if (caller === undefined)
+      throw new ConnectError('caller not authenticated', Code.Unauthenticated)
+    const password = Buffer.from(req.password)
+    req.password.fill(0)
+    try {
+      checkField('login', req.login)
+      checkField('password', password)
+      checkField('service', req.service)
+      checkField('realm', req.realm)
+      checkField('client_address', req.clientAddress)
+      const result = await deps.authenticator.authenticate({
+        login: req.login,
+        password,
+        service: req.service,
+        realm: req.realm,
+        ...(req.clientAddress !== '' ? { clientAddress: req.clientAddress } : {}),
+        signal: ctx.signal,
+      })
+      deps.onAnswer?.({ caller, decision: result.decision })
+      return {
+        decision: DECISIONS[result.decision],
+        retryAfterMs: Math.max(0, Math.min(2 ** 32 - 1, Math.round(result.retryAfterMs ?? 0))),
+      }
+    } catch (err) {
+      if (err instanceof ConnectError) throw err
+      // Fail closed: an internal error is `unavailable`, never `ok`.
+      deps.onAnswer?.({ caller, decision: 'unavailable', error: err })
+      return { decision: Decision.UNAVAILABLE, retryAfterMs: 1000 }
+    } finally {
+      password.fill(0)
+    }
+  }
+}
+
 export function routes(deps: RpcDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(AuthService, {
-      async authenticate(
-        req: AuthenticateRequest,
-        ctx,
-      ): Promise<MessageInitShape<typeof AuthenticateResponseSchema>> {
-        const caller = ctx.values.get(kCaller)
-        if (caller === undefined)
-          throw new ConnectError('caller not authenticated', Code.Unauthenticated)
-        const password = Buffer.from(req.password)
-        req.password.fill(0)
-        try {
-          checkField('login', req.login)
-          checkField('password', password)
-          checkField('service', req.service)
-          checkField('realm', req.realm)
-          checkField('client_address', req.clientAddress)
-          const result = await deps.authenticator.authenticate({
-            login: req.login,
-            password,
-            service: req.service,
-            realm: req.realm,
-            ...(req.clientAddress !== '' ? { clientAddress: req.clientAddress } : {}),
-            signal: ctx.signal,
-          })
-          deps.onAnswer?.({ caller, decision: result.decision })
-          return {
-            decision: DECISIONS[result.decision],
-            retryAfterMs: Math.max(0, Math.min(2 ** 32 - 1, Math.round(result.retryAfterMs ?? 0))),
-          }
-        } catch (err) {
-          if (err instanceof ConnectError) throw err
-          // Fail closed: an internal error is `unavailable`, never `ok`.
-          deps.onAnswer?.({ caller, decision: 'unavailable', error: err })
-          return { decision: Decision.UNAVAILABLE, retryAfterMs: 1000 }
-        } finally {
-          password.fill(0)
-        }
-      },
+      authenticate: (req, ctx) => authenticateHandler(deps)(req, ctx),
     })
     router.service(HealthService, {
       check() {

@@ -9,9 +9,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { Socket } from 'node:net'
-import { type Client, createClient } from '@connectrpc/connect'
-import { createConnectTransport } from '@connectrpc/connect-node'
-import { AuthService } from '../gen/saslgate/v1/auth_pb.js'
+import { ConnectUnaryClient } from './connect-unary-client.js'
 
 export interface TlsClientMaterial {
   ca?: Buffer
@@ -46,7 +44,7 @@ function agedAgent(secure: boolean, options: https.AgentOptions, maxAgeMs: numbe
 }
 
 export class EndpointClient {
-  readonly client: Client<typeof AuthService>
+  readonly client: ConnectUnaryClient
   readonly #agent: http.Agent
 
   constructor(o: EndpointClientOptions) {
@@ -71,15 +69,7 @@ export class EndpointClient {
       },
       o.connectionMaxAgeMs,
     )
-    const transport = createConnectTransport({
-      baseUrl: o.baseUrl,
-      httpVersion: '1.1',
-      useBinaryFormat: true,
-      acceptCompression: [],
-      readMaxBytes: 64 * 1024,
-      nodeOptions: { agent: this.#agent },
-    })
-    this.client = createClient(AuthService, transport)
+    this.client = new ConnectUnaryClient(o.baseUrl, this.#agent)
   }
 
   close(): void {

@@ -234,11 +234,7 @@ export class RemoteAuthenticator implements Authenticator {
         realm: req.realm,
         clientAddress: req.clientAddress ?? '',
       },
-      {
-        signal,
-        timeoutMs,
-        ...(authorization !== undefined ? { headers: { authorization } } : {}),
-      },
+      { signal, timeoutMs, ...(authorization !== undefined ? { authorization } : {}) },
     )
     return res.decision
   }
