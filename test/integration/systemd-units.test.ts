@@ -1,0 +1,291 @@
+/**
+ * The systemd units in deploy/systemd: `systemd-analyze verify` and `security --offline` on
+ * copies whose paths point into this checkout (verify checks that ExecStart's binary exists);
+ * the hardening, socket directory and restart policy they must keep; the example
+ * EnvironmentFiles name only real options; and saslgate.service's own command line and
+ * environment, run as is (paths swapped for the test realm's), answering testsaslauthd against
+ * a real KDC and stopping cleanly on SIGTERM. Nothing is installed into /etc, no unit is started.
+ */
+import assert from 'node:assert/strict'
+import { type ChildProcess, type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process'
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { envName, loadConfig, options } from '../../src/config.js'
+import { type Realm, startRealm } from '../../src/testing/realm.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '')
+const UNITS = join(ROOT, 'deploy/systemd')
+const INSTALL_DIR = '/opt/saslgate'
+const NODE = '/usr/bin/node'
+const SOCKET = '/run/saslauthd/mux'
+
+const ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p))
+const TESTSASLAUTHD = ['/usr/sbin/testsaslauthd', '/usr/bin/testsaslauthd'].find((p) => {
+  try {
+    accessSync(p, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+})
+
+type Unit = Map<string, Map<string, string[]>>
+
+/** Runs systemd-analyze; fails clearly when the `systemd` package is not installed. */
+function analyze(args: string[]): SpawnSyncReturns<string> {
+  assert.ok(
+    ANALYZE !== undefined,
+    'systemd-analyze is missing: install the Debian package `systemd` (scripts/setup.sh)',
+  )
+  return spawnSync(ANALYZE, args, { encoding: 'utf8', timeout: 60_000 })
+}
+
+/** `[Section]` -> key -> every value (repeated keys accumulate, as systemd's lists do). */
+function parseUnit(text: string): Unit {
+  const unit: Unit = new Map()
+  let section = ''
+  for (const raw of text.split('\n')) {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue
+    const s = line.match(/^\[(.+)\]$/)
+    if (s !== null) {
+      section = s[1]!
+      unit.set(section, new Map())
+      continue
+    }
+    const eq = line.indexOf('=')
+    assert.ok(eq > 0 && section !== '', `bad unit line: ${line}`)
+    const values = unit.get(section)!
+    const key = line.slice(0, eq)
+    values.set(key, [...(values.get(key) ?? []), line.slice(eq + 1)])
+  }
+  return unit
+}
+
+const read = (name: string) => readFileSync(join(UNITS, name), 'utf8')
+const service = (unit: Unit, key: string) => unit.get('Service')?.get(key) ?? []
+const one = (unit: Unit, key: string) => {
+  const v = service(unit, key)
+  assert.equal(v.length, 1, `${key}: ${JSON.stringify(v)}`)
+  return v[0]!
+}
+
+/** SASLGATE_* settings of an example EnvironmentFile: active ones, and every name mentioned. */
+function parseEnvFile(text: string): { active: Record<string, string>; names: string[] } {
+  const active: Record<string, string> = {}
+  const names: string[] = []
+  for (const line of text.split('\n')) {
+    const m = line.match(/^(#?)([A-Z][A-Z0-9_]*)=(.*)$/)
+    if (m === null) continue
+    names.push(m[2]!)
+    if (m[1] === '') active[m[2]!] = m[3]!
+  }
+  return { active, names }
+}
+
+const HARDENING: Record<string, string> = {
+  NoNewPrivileges: 'yes',
+  ProtectSystem: 'strict',
+  ProtectHome: 'yes',
+  PrivateTmp: 'yes',
+  PrivateDevices: 'yes',
+  PrivateMounts: 'yes',
+  ProtectKernelTunables: 'yes',
+  ProtectKernelModules: 'yes',
+  ProtectKernelLogs: 'yes',
+  ProtectControlGroups: 'yes',
+  ProtectClock: 'yes',
+  ProtectHostname: 'yes',
+  ProtectProc: 'invisible',
+  RestrictAddressFamilies: 'AF_UNIX AF_INET AF_INET6',
+  RestrictNamespaces: 'yes',
+  RestrictRealtime: 'yes',
+  RestrictSUIDSGID: 'yes',
+  LockPersonality: 'yes',
+  RemoveIPC: 'yes',
+  CapabilityBoundingSet: '',
+  AmbientCapabilities: '',
+  SystemCallArchitectures: 'native',
+  SystemCallFilter: '@system-service',
+  UMask: '0077',
+}
+
+const units = [
+  {
+    file: 'saslgate-shim.service',
+    env: 'saslgate-shim.env',
+    command: ['shim', '--socket', SOCKET],
+  },
+  {
+    file: 'saslgate.service',
+    env: 'saslgate.env',
+    command: ['serve', '--saslauthd-socket', SOCKET],
+  },
+]
+
+describe('systemd units', () => {
+  let dir: string
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'saslgate-units-'))
+    for (const u of units) {
+      // verify checks that ExecStart's binary exists: point it into this checkout
+      const text = read(u.file).replaceAll(INSTALL_DIR, ROOT).replaceAll(NODE, process.execPath)
+      await writeFile(join(dir, u.file), text)
+    }
+  })
+
+  after(async () => {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+
+  test('systemd-analyze verify accepts both units without a warning', () => {
+    const r = analyze(['verify', ...units.map((u) => join(dir, u.file))])
+    // only our units' lines count (the host's own units may warn about themselves)
+    const ours = `${r.stdout}${r.stderr}`
+      .split('\n')
+      .filter((l) => units.some((u) => l.includes(u.file)) || l.includes(dir))
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`)
+    assert.deepEqual(ours, [])
+  })
+
+  test('systemd-analyze security rates both units 2.0 or better (of 10)', () => {
+    for (const u of units) {
+      const r = analyze([
+        'security',
+        '--offline=yes',
+        '--threshold=20',
+        '--no-pager',
+        join(dir, u.file),
+      ])
+      const overall = `${r.stdout}${r.stderr}`.match(/Overall exposure level for .*/)?.[0]
+      assert.equal(r.status, 0, `${u.file}: ${overall ?? r.stderr}`)
+    }
+  })
+
+  for (const u of units) {
+    test(`${u.file}: hardening, socket directory for Cyrus, restart policy, command line`, () => {
+      const unit = parseUnit(read(u.file))
+      for (const [key, value] of Object.entries(HARDENING))
+        assert.deepEqual(service(unit, key), [value], `${u.file}: ${key}=${value}`)
+      assert.ok(!service(unit, 'MemoryDenyWriteExecute').includes('yes'), 'V8 needs W+X memory')
+      const user = one(unit, 'User')
+      assert.ok(user !== 'root' && user !== '0', 'not root')
+      assert.equal(one(unit, 'Group'), 'sasl', 'the socket directory belongs to group sasl')
+      assert.equal(one(unit, 'RuntimeDirectory'), 'saslauthd')
+      assert.equal(one(unit, 'RuntimeDirectoryMode'), '0710')
+      assert.equal(one(unit, 'RuntimeDirectoryPreserve'), 'yes')
+      assert.equal(one(unit, 'Type'), 'exec')
+      assert.equal(one(unit, 'Restart'), 'always')
+      assert.deepEqual(one(unit, 'RestartPreventExitStatus').split(/\s+/).sort(), ['64', '78'])
+      assert.match(one(unit, 'TimeoutStopSec'), /^\d+s$/)
+      const exec = one(unit, 'ExecStart').split(/\s+/)
+      assert.deepEqual(exec, [NODE, `${INSTALL_DIR}/bin/saslgate.js`, ...u.command])
+      assert.ok(SOCKET.startsWith(`/run/${one(unit, 'RuntimeDirectory')}/`))
+      assert.deepEqual(unit.get('Install')?.get('WantedBy'), ['multi-user.target'])
+      assert.ok(unit.get('Unit')?.get('After')?.includes('network-online.target'))
+    })
+
+    test(`${u.env}: every SASLGATE_* name is an option, and the active ones load`, () => {
+      const unit = parseUnit(read(u.file))
+      const envFile = service(unit, 'EnvironmentFile')[0]!.replace(/^-/, '')
+      assert.match(envFile, /^\/etc\/default\/saslgate/)
+      const { active, names } = parseEnvFile(read(u.env))
+      const known = new Set(options().map(([name]) => envName(name)))
+      for (const name of names.filter((n) => n.startsWith('SASLGATE_')))
+        assert.ok(known.has(name), `${u.env}: ${name} is not a saslgate option (exit 78)`)
+      const config = loadConfig({ env: active, settings: { 'saslauthd.socket': SOCKET } })
+      if (u.file === 'saslgate-shim.service') {
+        assert.ok(config.shim.upstreams.length > 0, 'the shim example names the service')
+        assert.notEqual(config.shim.tokenFile, '', 'the shim example presents a token')
+      }
+    })
+  }
+})
+
+describe('saslgate.service run as written, against a real KDC', { skip: !TESTSASLAUTHD }, () => {
+  const PASSWORD = 'unit-Pässword-7'
+  const WRONG = 'unit-wrong-Guess-8'
+  let realm: Realm
+  let dir: string
+  let child: ChildProcess | undefined
+
+  before(async () => {
+    realm = await startRealm({ users: [{ name: 'alice', password: PASSWORD }] })
+    dir = await mkdtemp(join(tmpdir(), 'saslgate-unit-run-'))
+  })
+
+  after(async () => {
+    if (child !== undefined && child.exitCode === null && child.signalCode === null)
+      child.kill('SIGKILL')
+    await realm?.close()
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+
+  function testsaslauthd(socket: string, password: string) {
+    return spawnSync(TESTSASLAUTHD!, ['-u', 'alice', '-p', password, '-s', 'imap', '-f', socket], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    })
+  }
+
+  test('ExecStart + Environment= + the example EnvironmentFile answer testsaslauthd, SIGTERM stops it', async () => {
+    const unit = parseUnit(read('saslgate.service'))
+    const socket = join(dir, 'mux')
+    const argv = one(unit, 'ExecStart')
+      .split(/\s+/)
+      .map((a) => a.replace(INSTALL_DIR, ROOT).replace(SOCKET, socket))
+    assert.equal(argv[0], NODE)
+    // Environment= lines, then the EnvironmentFile; the realm stands in for /etc
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' }
+    for (const line of service(unit, 'Environment')) {
+      const eq = line.indexOf('=')
+      env[line.slice(0, eq)] = line.slice(eq + 1)
+    }
+    assert.deepEqual(Object.keys(env).sort(), ['KRB5_CONFIG', 'KRB5_KTNAME', 'PATH'])
+    Object.assign(env, parseEnvFile(read('saslgate.env')).active, {
+      KRB5_CONFIG: realm.krb5ConfPath,
+      KRB5_KTNAME: realm.keytabPath,
+      // the realm's keytab holds host/saslgate.test, not host/<this machine>
+      SASLGATE_KERBEROS_VERIFY_PRINCIPAL: realm.servicePrincipal,
+    })
+    const proc = spawn(process.execPath, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    child = proc
+    let out = ''
+    proc.stdout!.on('data', (d) => {
+      out += d
+    })
+    proc.stderr!.on('data', (d) => {
+      out += d
+    })
+    const exited = new Promise<number | null>((resolve) =>
+      proc.once('exit', (code) => resolve(code)),
+    )
+    const deadline = Date.now() + 20_000
+    while (!out.includes('saslgate ready') && proc.exitCode === null && Date.now() < deadline)
+      await sleep(50)
+    assert.ok(out.includes('saslgate ready'), `not ready: ${out}`)
+
+    const good = testsaslauthd(socket, PASSWORD)
+    assert.match(good.stdout, /^0: OK/, good.stdout + good.stderr)
+    const bad = testsaslauthd(socket, WRONG)
+    assert.match(bad.stdout, /^0: NO/, bad.stdout + bad.stderr)
+
+    // systemd stops with SIGTERM and waits TimeoutStopSec
+    const stopMs = Number(one(unit, 'TimeoutStopSec').replace(/s$/, '')) * 1000
+    const t0 = Date.now()
+    proc.kill('SIGTERM')
+    const timer = setTimeout(() => proc.kill('SIGKILL'), stopMs)
+    const code = await exited
+    clearTimeout(timer)
+    assert.equal(code, 0, out)
+    assert.ok(Date.now() - t0 < stopMs)
+    assert.ok(!existsSync(socket), 'socket removed on stop')
+    for (const secret of [PASSWORD, WRONG]) assert.ok(!out.includes(secret), 'no password in logs')
+  })
+})
