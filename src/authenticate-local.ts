@@ -6,10 +6,11 @@
 import { accessSync, constants } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
-import { createVerifier, resolveKerberosSettings } from './kerberos/setup.js'
+import { createKerberos, resolveKerberosSettings } from './kerberos/setup.js'
 import { type DecisionEvent, Pipeline } from './pipeline/pipeline.js'
 import { createPrincipalMapper, type PrincipalMapper } from './pipeline/principal.js'
 import { RedisGuardStore } from './state/redis-store.js'
+import type { Observability } from './telemetry/observability.js'
 
 export interface LocalAuthenticator {
   pipeline: Pipeline
@@ -54,11 +55,15 @@ export async function buildLocalAuthenticator(
   env: NodeJS.ProcessEnv,
   logger: Logger,
   onDecision?: (event: DecisionEvent) => void,
+  obs?: Observability,
 ): Promise<LocalAuthenticator> {
   const settings = await resolveKerberosSettings(config, env)
-  const verifier = createVerifier(config, settings, {
+  const { verifier, transport } = createKerberos(config, settings, {
     onBreakerChange: (e) =>
-      logger.warn({ kdc: e.kdc, state: e.state }, 'KDC breaker changed state'),
+      obs !== undefined
+        ? obs.onBreakerChange(e)
+        : logger.warn({ kdc: e.kdc, state: e.state }, 'KDC breaker changed state'),
+    ...(obs !== undefined ? { onAttempt: (e) => obs.onKdcAttempt(e) } : {}),
   })
   const mapper = mapperFromConfig(config, settings.defaultRealm)
   const guardStore =
@@ -69,10 +74,25 @@ export async function buildLocalAuthenticator(
           callTimeoutMs: config.state.callTimeoutMs,
         })
       : undefined
+  if (obs !== undefined)
+    guardStore?.on('fallback', (e: { operation: string }) => obs.onStateFallback(e))
   const pipeline = new Pipeline(
-    { verifier, mapper, guardStore, onDecision },
+    {
+      verifier,
+      mapper,
+      guardStore,
+      onDecision: (e) => {
+        obs?.onPipelineDecision(e)
+        onDecision?.(e)
+      },
+    },
     { ...config.pipeline },
   )
+  obs?.observe({
+    queueDepth: () => pipeline.stats().queued,
+    kdcInFlight: () => pipeline.stats().kdcInFlight,
+    breakerStates: () => transport.breakerStates(),
+  })
   logger.info(
     {
       defaultRealm: settings.defaultRealm,

@@ -111,6 +111,11 @@ function cmdOptions(): number {
   return 0
 }
 
+async function startTelemetryFor(serviceName: string) {
+  const { startTelemetry } = await import('./telemetry/sdk.js')
+  return startTelemetry({ serviceName })
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
@@ -181,15 +186,19 @@ export async function main(argv: string[]): Promise<number> {
     case 'verify':
       return cmdVerify(load(), v.principal as string | undefined)
     case 'serve': {
-      const { serve } = await import('./commands/serve.js')
       const config = load()
+      // OpenTelemetry starts before the app is imported (configured by OTEL_* only).
+      const telemetry = await startTelemetryFor('saslgate-service')
+      const { serve } = await import('./commands/serve.js')
       // RPC when asked for (--listen) or when there is nothing else to serve.
       const rpc = typeof v.listen === 'string' || config.saslauthd.socket === ''
-      return serve(config, { rpc })
+      return serve(config, { rpc }, telemetry)
     }
     case 'shim': {
+      const config = load()
+      const telemetry = await startTelemetryFor('saslgate-shim')
       const { shim } = await import('./commands/shim.js')
-      return shim(load())
+      return shim(config, telemetry)
     }
     case 'demo': {
       const { demo } = await import('./commands/demo.js')

@@ -271,6 +271,10 @@ export const SCHEMA = {
     maxConnections: i(10_000, 1, 1_000_000, 'Open connections beyond this are refused.'),
   },
   shim: {
+    adminListen: s(
+      '',
+      'HOST:PORT serving /healthz, /readyz and /metrics of the shim over plain HTTP; empty: none.',
+    ),
     upstreams: list(
       'Service URLs (`https://saslgate.example.org:8443`); a name resolving to several addresses spreads over all.',
     ),
@@ -337,6 +341,23 @@ export const SCHEMA = {
       1,
       10_000,
       'Longest wait for one Valkey call before the guard answers from local memory.',
+    ),
+  },
+  telemetry: {
+    principals: e(
+      'hash',
+      ['plain', 'hash', 'omit'],
+      'Principal names in traces and logs: as they are, as a keyed hash (`h:` + 16 hex), or left out.',
+    ),
+    principalKeyFile: s(
+      '',
+      'Key file for `hash` (>= 16 bytes; same key on every replica gives the same hash); empty: random per process.',
+    ),
+    decisionLogsPerSecond: i(
+      20,
+      1,
+      100_000,
+      'Decision log lines per second per reason; the rest are counted and summarised every 10 s.',
     ),
   },
   log: {

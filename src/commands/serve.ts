@@ -3,9 +3,10 @@
  *   - RPC service (`--listen HOST:PORT`, the default when no socket is given): Fastify with
  *     the `proto/` contract, callers authenticated by token, mTLS or Negotiate.
  *   - Single-host mode (`--saslauthd-socket PATH`): the saslauthd drop-in deciding locally.
- * Both can run in one process. SIGTERM/SIGINT: readiness false, stop accepting, answer
- * what is in flight within `service.drainTimeoutMs`, exit.
+ * Both can run in one process. SIGTERM/SIGINT: readiness false for `service.readyDelayMs`,
+ * stop accepting, answer what is in flight within `service.drainTimeoutMs`, exit.
  */
+import { SpanKind } from '@opentelemetry/api'
 import { pino } from 'pino'
 import { buildLocalAuthenticator } from '../authenticate-local.js'
 import type { Config } from '../config.js'
@@ -14,13 +15,19 @@ import { SaslauthdListener } from '../saslauthd/listener.js'
 import { startAdmin } from '../service/admin.js'
 import { buildService, type ServiceParts } from '../service/from-config.js'
 import { parseListen } from '../service/listen-address.js'
+import type { Telemetry } from '../telemetry/sdk.js'
+import { observabilityFromConfig } from '../telemetry/setup.js'
 
 export interface ServeModes {
   /** Serve RPCs on `service.listen`. */
   rpc: boolean
 }
 
-export async function serve(config: Config, modes: ServeModes): Promise<number> {
+export async function serve(
+  config: Config,
+  modes: ServeModes,
+  telemetry: Telemetry,
+): Promise<number> {
   const logger = pino({ level: config.log.level, base: { role: 'serve' } }, pino.destination(2))
   const socketPath = config.saslauthd.socket
   if (!modes.rpc && socketPath === '') {
@@ -28,27 +35,43 @@ export async function serve(config: Config, modes: ServeModes): Promise<number> 
     return 64
   }
   const listenAt = modes.rpc ? parseListen('service.listen', config.service.listen) : undefined
-  const local = await buildLocalAuthenticator(config, process.env, logger)
-  const closers: Array<() => Promise<void>> = [() => local.close()]
+  const obs = observabilityFromConfig(config, telemetry, logger)
+  const local = await buildLocalAuthenticator(config, process.env, logger, undefined, obs)
+  const decide = obs.traced(local.pipeline, 'saslgate.decide', SpanKind.INTERNAL)
+  const metrics = () => telemetry.scrape()
+  const closers: Array<() => Promise<void>> = [
+    async () => {
+      obs.close()
+      await telemetry.shutdown()
+    },
+    () => local.close(),
+  ]
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch(() => {})
   }
   let draining = false
   const readiness = () => (draining ? { ready: false, reason: 'draining' } : local.readiness())
   try {
-    // Started first so it stops last: probes keep answering while the service drains.
+    // Started first so it stops last: probes and scrapes keep answering while the service drains.
     if (config.service.adminListen !== '') {
-      const admin = await startAdmin('service.adminListen', config.service.adminListen, readiness)
+      const admin = await startAdmin(
+        'service.adminListen',
+        config.service.adminListen,
+        readiness,
+        metrics,
+      )
       closers.push(() => admin.close())
       logger.info({ listen: config.service.adminListen, port: admin.port }, 'admin listening')
     }
     if (listenAt !== undefined) {
       const { keytab } = await resolveKerberosSettings(config, process.env)
       const service: ServiceParts = await buildService(config, {
-        authenticator: local.pipeline,
+        authenticator: decide,
         readiness,
         logger,
         keytab,
+        observability: obs,
+        metrics,
       })
       closers.push(() => service.close())
       const bound = await service.app.listen(listenAt.host, listenAt.port)
@@ -60,7 +83,7 @@ export async function serve(config: Config, modes: ServeModes): Promise<number> 
     if (socketPath !== '') {
       const listener = new SaslauthdListener({
         socketPath,
-        authenticator: local.pipeline,
+        authenticator: obs.traced(decide, 'saslgate.saslauthd.request', SpanKind.SERVER),
         fields: config.saslauthd.fields,
         socketMode: Number.parseInt(config.saslauthd.socketMode, 8),
         ...(config.saslauthd.socketGroup !== ''
@@ -70,22 +93,10 @@ export async function serve(config: Config, modes: ServeModes): Promise<number> 
         answerDeadlineMs: config.saslauthd.answerDeadlineMs,
         maxConnections: config.saslauthd.maxConnections,
         logger,
-        onDecision: (e) => {
-          logger.debug(
-            {
-              decision: e.decision,
-              reason: e.reason,
-              stage: e.stage,
-              detail: e.detail,
-              ms: Math.round(e.latencyMs * 10) / 10,
-              login: e.login,
-              service: e.service,
-            },
-            'decision',
-          )
-        },
+        onDecision: (e) => obs.onListenerDecision(e, true),
       })
       await listener.listen()
+      obs.observe({ openConnections: () => ({ saslauthd: listener.stats().openConnections }) })
       closers.push(() => listener.close())
     }
   } catch (err) {
@@ -97,6 +108,7 @@ export async function serve(config: Config, modes: ServeModes): Promise<number> 
       socket: socketPath || undefined,
       listen: listenAt !== undefined ? config.service.listen : undefined,
       pid: process.pid,
+      telemetry: telemetry.enabled,
     },
     'saslgate ready',
   )

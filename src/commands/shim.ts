@@ -2,19 +2,23 @@
  * `saslgate shim`: answers the saslauthd socket on a Cyrus front-end by asking the saslgate
  * service, always within `saslauthd.answerDeadlineMs` (NO at the deadline).
  */
+import { SpanKind } from '@opentelemetry/api'
 import { pino } from 'pino'
 import type { Config } from '../config.js'
 import { SaslgateError } from '../errors.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
+import { startAdmin } from '../service/admin.js'
 import { readPemFile } from '../service/secret-files.js'
 import { noCredentials, tokenCredentials } from '../shim/credentials.js'
 import type { TlsClientMaterial } from '../shim/endpoint-client.js'
 import { type CallerCredentials, RemoteAuthenticator } from '../shim/remote-authenticator.js'
+import type { Telemetry } from '../telemetry/sdk.js'
+import { observabilityFromConfig } from '../telemetry/setup.js'
 
 const configError = (option: string, message: string) =>
   new SaslgateError('SASLGATE_ERR_CONFIG', `config option ${option}: ${message}`)
 
-export async function shim(config: Config): Promise<number> {
+export async function shim(config: Config, telemetry: Telemetry): Promise<number> {
   const logger = pino({ level: config.log.level, base: { role: 'shim' } }, pino.destination(2))
   const c = config.shim
   if (config.saslauthd.socket === '')
@@ -55,6 +59,7 @@ export async function shim(config: Config): Promise<number> {
       'the service authenticates every caller: set shim.tokenFile (--token-file), a client certificate (--tls-cert/--tls-key) or shim.negotiateService',
     )
   }
+  const obs = observabilityFromConfig(config, telemetry, logger)
   const remote = new RemoteAuthenticator({
     upstreams: c.upstreams,
     tls,
@@ -65,19 +70,14 @@ export async function shim(config: Config): Promise<number> {
     resolveIntervalMs: c.resolveIntervalMs,
     connectionMaxAgeMs: c.connectionMaxAgeMs,
     maxConnectionsPerUpstream: c.maxConnectionsPerUpstream,
-    onAttempt: (e) => {
-      if (e.outcome === 'failed' || e.outcome === 'unauthenticated')
-        logger.warn(
-          { upstream: e.endpoint, outcome: e.outcome, code: e.code, ms: Math.round(e.ms) },
-          'upstream attempt failed',
-        )
-    },
+    observability: obs,
+    onAttempt: (e) => obs.onUpstreamAttempt(e),
     onUpstreamError: (err) => logger.warn({ err: String(err) }, 'upstream resolution failed'),
   })
   await remote.start()
   const listener = new SaslauthdListener({
     socketPath: config.saslauthd.socket,
-    authenticator: remote,
+    authenticator: obs.traced(remote, 'saslgate.saslauthd.request', SpanKind.SERVER),
     fields: config.saslauthd.fields,
     socketMode: Number.parseInt(config.saslauthd.socketMode, 8),
     ...(config.saslauthd.socketGroup !== '' ? { socketGroup: config.saslauthd.socketGroup } : {}),
@@ -85,23 +85,26 @@ export async function shim(config: Config): Promise<number> {
     answerDeadlineMs: config.saslauthd.answerDeadlineMs,
     maxConnections: config.saslauthd.maxConnections,
     logger,
-    onDecision: (e) =>
-      logger.debug(
-        {
-          decision: e.decision,
-          reason: e.reason,
-          ms: Math.round(e.latencyMs * 10) / 10,
-          login: e.login,
-          service: e.service,
-        },
-        'decision',
-      ),
+    onDecision: (e) => obs.onListenerDecision(e, false),
   })
+  let admin: { close(): Promise<void> } | undefined
   try {
     await listener.listen()
+    obs.observe({ openConnections: () => ({ saslauthd: listener.stats().openConnections }) })
+    if (c.adminListen !== '')
+      admin = await startAdmin(
+        'shim.adminListen',
+        c.adminListen,
+        () =>
+          remote.endpoints.length > 0 ? { ready: true } : { ready: false, reason: 'no upstream' },
+        () => telemetry.scrape(),
+      )
   } catch (err) {
+    await listener.close()
     await remote.close()
     await closeCredentials()
+    obs.close()
+    await telemetry.shutdown()
     throw err
   }
   logger.info(
@@ -120,6 +123,9 @@ export async function shim(config: Config): Promise<number> {
   await listener.close()
   await remote.close()
   await closeCredentials()
+  await admin?.close()
+  obs.close()
+  await telemetry.shutdown()
   logger.info('stopped')
   return 0
 }

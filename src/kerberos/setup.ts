@@ -64,6 +64,15 @@ export function createVerifier(
   settings: KerberosSettings,
   hooks: KerberosHooks = {},
 ): KerberosVerifier {
+  return createKerberos(config, settings, hooks).verifier
+}
+
+/** The verifier and its KDC transport (for breaker-state gauges). */
+export function createKerberos(
+  config: Config,
+  settings: KerberosSettings,
+  hooks: KerberosHooks = {},
+): { verifier: KerberosVerifier; transport: KdcClient } {
   krb5().configure(settings.krb5ConfigPath)
   const transport = new KdcClient({
     realms: settings.kdcs,
@@ -76,7 +85,7 @@ export function createVerifier(
     },
     ...hooks,
   })
-  return new KerberosVerifier({
+  const verifier = new KerberosVerifier({
     transport,
     verifyPrincipal: settings.verifyPrincipal,
     keytab: settings.keytab,
@@ -84,4 +93,5 @@ export function createVerifier(
     maxS2kIterations: config.kerberos.maxS2kIterations,
     deriveKeys: config.kerberos.deriveKeys,
   })
+  return { verifier, transport }
 }

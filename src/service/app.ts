@@ -9,9 +9,11 @@ import type { Http2ServerRequest, Http2Session } from 'node:http2'
 import type { Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createContextValues } from '@connectrpc/connect'
+import { SpanKind } from '@opentelemetry/api'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Authenticator } from '../authenticator.js'
+import type { Observability } from '../telemetry/observability.js'
 import type { Caller, CallerAuth } from './caller-auth.js'
 import { registerConnectRoutes } from './connect-routes.js'
 import { type Readiness, registerHealth } from './health.js'
@@ -40,6 +42,10 @@ export interface ServiceAppOptions {
   /** Then give in-flight RPCs this long. */
   drainTimeoutMs: number
   onAnswer?: RpcDeps['onAnswer']
+  /** Traces (server span per RPC), RPC metrics and `/metrics`. */
+  observability?: Observability
+  /** Prometheus text for `/metrics`. */
+  metrics?: () => Promise<string>
 }
 
 type RawRequest = IncomingMessage | Http2ServerRequest
@@ -105,13 +111,34 @@ export class ServiceApp {
     this.app.addHook('onRequest', async (req, reply) => {
       if (!req.url.startsWith(RPC_PREFIX)) return
       const caller = options.callerAuth.identify(req.headers, req.raw.socket as never)
-      if (caller === undefined) return refuse(req, reply)
+      if (caller === undefined) {
+        options.observability?.metrics.recordRpc(
+          req.url.slice(req.url.lastIndexOf('/') + 1).slice(0, 40),
+          'unauthenticated',
+          0,
+        )
+        return refuse(req, reply)
+      }
       this.#callers.set(req.raw, caller)
     })
-    registerHealth(this.app, () => this.#readiness())
+    registerHealth(this.app, () => this.#readiness(), options.metrics)
     if (options.negotiate !== undefined) registerNegotiate(this.app, options.negotiate)
+    const obs = options.observability
     const rpcDeps: RpcDeps = {
       authenticator: options.authenticator,
+      ...(obs !== undefined
+        ? {
+            traceRpc: (header, fn) =>
+              obs.span(
+                'saslgate.rpc.Authenticate',
+                SpanKind.SERVER,
+                { 'rpc.system': 'connect_rpc', 'rpc.method': 'Authenticate' },
+                () => fn(),
+                obs.extract(header),
+              ),
+            onRpc: (method, code, ms) => obs.metrics.recordRpc(method, code, ms),
+          }
+        : {}),
       ready: () => this.#readiness().ready,
       ...(options.onAnswer !== undefined ? { onAnswer: options.onAnswer } : {}),
     }

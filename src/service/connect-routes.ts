@@ -37,7 +37,11 @@ import {
 /** The direct Authenticate path: the decoded request in, the response message out. */
 export type DirectAuthenticate = (
   request: ReturnType<typeof fromBinary<typeof AuthenticateRequestSchema>>,
-  context: { signal: AbortSignal; values: ContextValues },
+  context: {
+    signal: AbortSignal
+    values: ContextValues
+    header: (name: string) => string | undefined
+  },
 ) => Promise<MessageInitShape<typeof AuthenticateResponseSchema>>
 
 export interface ConnectRoutesOptions extends ConnectRouterOptions {
@@ -160,7 +164,14 @@ async function direct(
     // `request.password` is a view into `body`: wipe the body only once the call is done.
     let response: MessageInitShape<typeof AuthenticateResponseSchema>
     try {
-      response = await call(request, { signal: controller.signal, values: o.contextValues(req) })
+      response = await call(request, {
+        signal: controller.signal,
+        values: o.contextValues(req),
+        header: (name) => {
+          const v = req.headers[name]
+          return Array.isArray(v) ? v[0] : v
+        },
+      })
     } finally {
       body.fill(0)
     }

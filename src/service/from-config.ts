@@ -7,6 +7,7 @@ import type { Logger } from 'pino'
 import type { Authenticator } from '../authenticator.js'
 import type { Config } from '../config.js'
 import { SaslgateError } from '../errors.js'
+import type { Observability } from '../telemetry/observability.js'
 import { ServiceApp, type TlsMaterial } from './app.js'
 import { CallerAuth, type SessionVerifier } from './caller-auth.js'
 import type { Readiness } from './health.js'
@@ -35,6 +36,8 @@ export async function buildService(
     logger: Logger
     /** Kerberos keytab of the verifier (default for `service.negotiateKeytab`). */
     keytab: string
+    observability?: Observability
+    metrics?: () => Promise<string>
   },
 ): Promise<ServiceParts> {
   const s = config.service
@@ -95,6 +98,8 @@ export async function buildService(
     maxConnections: s.maxConnections,
     readyDelayMs: s.readyDelayMs,
     drainTimeoutMs: s.drainTimeoutMs,
+    ...(deps.observability !== undefined ? { observability: deps.observability } : {}),
+    ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {}),
   })
   return {
     app,

@@ -1,12 +1,29 @@
 /**
  * `/healthz` (the process is alive) and `/readyz` (ready to decide: keytab readable, at
- * least one KDC breaker not open, not draining). Neither says anything about users.
+ * least one KDC breaker not open, not draining) and `/metrics`. None says anything about users.
  */
 import type { FastifyInstance } from 'fastify'
 
 export type Readiness = () => { ready: boolean; reason?: string }
 
-export function registerHealth(app: FastifyInstance, readiness: Readiness): void {
+/** Prometheus text exposition format 0.0.4. */
+const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
+
+export function registerHealth(
+  app: FastifyInstance,
+  readiness: Readiness,
+  metrics?: () => Promise<string>,
+): void {
+  if (metrics !== undefined)
+    app.get('/metrics', async (_req, reply) => {
+      reply.header('cache-control', 'no-store')
+      try {
+        const text = await metrics()
+        return reply.type(PROMETHEUS_TEXT).send(text)
+      } catch {
+        return reply.code(503).type('text/plain').send('metrics unavailable\n')
+      }
+    })
   app.get('/healthz', async (_req, reply) => {
     reply.header('cache-control', 'no-store')
     return { status: 'alive' }

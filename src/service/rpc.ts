@@ -39,6 +39,10 @@ const DECISIONS: Record<InternalDecision, Decision> = {
 export interface RpcDeps {
   authenticator: Authenticator
   ready: () => boolean
+  /** Runs one RPC inside a server span whose parent comes from the caller's trace headers. */
+  traceRpc?: <T>(header: (name: string) => string | undefined, fn: () => Promise<T>) => Promise<T>
+  /** One RPC answered (metrics): `code` is `ok` or the Connect error code. */
+  onRpc?: (method: string, code: string, ms: number) => void
   /** Called once per decided RPC (logs, metrics). */
   onAnswer?: (event: { caller: Caller; decision: InternalDecision; error?: unknown }) => void
 }
@@ -67,8 +71,30 @@ function checkField(name: string, value: string | Uint8Array): void {
 export function authenticateHandler(deps: RpcDeps) {
   return async (
     req: AuthenticateRequest,
-    ctx: { signal: AbortSignal; values: ContextValues },
+    ctx: {
+      signal: AbortSignal
+      values: ContextValues
+      header?: (name: string) => string | undefined
+    },
   ): Promise<MessageInitShape<typeof AuthenticateResponseSchema>> => {
+    const t0 = performance.now()
+    const run = () => decide(req, ctx)
+    try {
+      const res = await (deps.traceRpc !== undefined
+        ? deps.traceRpc(ctx.header ?? (() => undefined), run)
+        : run())
+      deps.onRpc?.('Authenticate', 'ok', performance.now() - t0)
+      return res
+    } catch (err) {
+      const code = err instanceof ConnectError ? Code[err.code] : 'Internal'
+      deps.onRpc?.('Authenticate', code.toLowerCase(), performance.now() - t0)
+      throw err
+    }
+  }
+  async function decide(
+    req: AuthenticateRequest,
+    ctx: { signal: AbortSignal; values: ContextValues },
+  ): Promise<MessageInitShape<typeof AuthenticateResponseSchema>> {
     const caller = ctx.values.get(kCaller)
     if (caller === undefined)
       throw new ConnectError('caller not authenticated', Code.Unauthenticated)
@@ -105,9 +131,15 @@ export function authenticateHandler(deps: RpcDeps) {
 }
 
 export function routes(deps: RpcDeps): (router: ConnectRouter) => void {
+  const handler = authenticateHandler(deps)
   return (router) => {
     router.service(AuthService, {
-      authenticate: (req, ctx) => authenticateHandler(deps)(req, ctx),
+      authenticate: (req, ctx) =>
+        handler(req, {
+          signal: ctx.signal,
+          values: ctx.values,
+          header: (name) => ctx.requestHeader.get(name) ?? undefined,
+        }),
     })
     router.service(HealthService, {
       check() {

@@ -48,6 +48,8 @@ export interface UnaryCallOptions {
   signal: AbortSignal
   timeoutMs: number
   authorization?: string
+  /** More request headers (trace context). */
+  headers?: Record<string, string>
 }
 
 export class ConnectUnaryClient {
@@ -76,6 +78,7 @@ export class ConnectUnaryClient {
         'connect-timeout-ms': String(Math.max(1, Math.floor(options.timeoutMs))),
         'content-length': String(body.length),
       }
+      if (options.headers !== undefined) Object.assign(headers, options.headers)
       if (options.authorization !== undefined) headers.authorization = options.authorization
       const req = (this.#secure ? httpsRequest : httpRequest)(this.#url, {
         method: 'POST',

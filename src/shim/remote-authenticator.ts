@@ -10,9 +10,11 @@
  *   - Only a decision from the service is ever `ok`; every error is `unavailable` (fail closed).
  */
 import { Code, ConnectError } from '@connectrpc/connect'
+import { SpanKind } from '@opentelemetry/api'
 import type { Authenticator, AuthRequest, AuthResult } from '../authenticator.js'
 import { decisionOf, type Reason } from '../errors.js'
 import { Decision } from '../gen/saslgate/v1/auth_pb.js'
+import type { Observability } from '../telemetry/observability.js'
 import { EndpointClient, type TlsClientMaterial } from './endpoint-client.js'
 import { type Endpoint, Upstreams } from './upstreams.js'
 
@@ -37,6 +39,8 @@ export interface RemoteAuthenticatorOptions {
   maxAttempts?: number
   resolve?: (host: string) => Promise<string[]>
   onAttempt?: (event: AttemptEvent) => void
+  /** Traces: one CLIENT span per attempt, its context sent to the service. */
+  observability?: Observability
   onUpstreamError?: (err: unknown) => void
 }
 
@@ -149,7 +153,7 @@ export class RemoteAuthenticator implements Authenticator {
           launch(true)
         }, this.#o.attemptTimeoutMs)
         timers.add(hedgeTimer)
-        this.#call(e, req, all.signal, Math.floor(left))
+        this.#call(e, req, all.signal, Math.floor(left), hedge)
           .then(
             (decision) => {
               this.#upstreams.succeeded(e)
@@ -224,19 +228,32 @@ export class RemoteAuthenticator implements Authenticator {
     req: AuthRequest,
     signal: AbortSignal,
     timeoutMs: number,
+    hedge: boolean,
   ): Promise<Decision> {
-    const authorization = await this.#o.credentials.authorization(signal)
-    const res = await this.#client(e).client.authenticate(
-      {
-        login: req.login,
-        password: req.password,
-        service: req.service,
-        realm: req.realm,
-        clientAddress: req.clientAddress ?? '',
-      },
-      { signal, timeoutMs, ...(authorization !== undefined ? { authorization } : {}) },
+    const obs = this.#o.observability
+    const send = async (): Promise<Decision> => {
+      const authorization = await this.#o.credentials.authorization(signal)
+      const headers: Record<string, string> = {}
+      obs?.inject(headers)
+      const res = await this.#client(e).client.authenticate(
+        {
+          login: req.login,
+          password: req.password,
+          service: req.service,
+          realm: req.realm,
+          clientAddress: req.clientAddress ?? '',
+        },
+        { signal, timeoutMs, headers, ...(authorization !== undefined ? { authorization } : {}) },
+      )
+      return res.decision
+    }
+    if (obs === undefined) return send()
+    return obs.span(
+      'saslgate.rpc.attempt',
+      SpanKind.CLIENT,
+      { 'saslgate.upstream': e.baseUrl, 'saslgate.hedge': hedge, 'rpc.method': 'Authenticate' },
+      send,
     )
-    return res.decision
   }
 
   async close(): Promise<void> {
