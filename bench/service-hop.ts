@@ -19,11 +19,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { saslauthdCheck } from '../src/storm/saslauthd-client.js'
-import { type LatencySummary, seededRandom, summarize } from '../src/storm/stats.js'
+import type { LatencySummary } from '../src/storm/stats.js'
 import { freePort } from '../src/testing/ports.js'
 import { startRealm } from '../src/testing/realm.js'
 import { type SaslgateProcess, startSaslgate } from '../src/testing/saslgate-process.js'
+import { closedLoop, warm } from './lib/closed-loop.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -48,35 +48,6 @@ interface Row {
   perSecond: number
   failures: number
   latency: LatencySummary
-}
-
-async function closedLoop(
-  socket: string,
-  users: string[],
-  seconds: number,
-  clients: number,
-): Promise<Omit<Row, 'path' | 'round' | 'clients'>> {
-  const rand = seededRandom(7)
-  const lat: number[] = []
-  let failures = 0
-  const t0 = performance.now()
-  const end = t0 + seconds * 1000
-  const worker = async () => {
-    for (let i = 0; i < 1_000_000 && performance.now() < end; i++) {
-      const u = users[Math.floor(rand() * users.length)] as string
-      const r = await saslauthdCheck(socket, u, `${u}-Bench-Secret`, { timeoutMs: 5000 })
-      if (!r.ok) failures++
-      lat.push(r.latencyMs)
-    }
-  }
-  await Promise.all(Array.from({ length: clients }, worker))
-  const elapsed = (performance.now() - t0) / 1000
-  return {
-    requests: lat.length,
-    perSecond: Math.round(lat.length / elapsed),
-    failures,
-    latency: summarize(lat),
-  }
 }
 
 async function main(): Promise<void> {
@@ -130,12 +101,7 @@ async function main(): Promise<void> {
       }),
     )
     // Warm both verdict caches (one KDC check per user and path).
-    for (const socket of [single, hop]) {
-      for (const u of names) {
-        const r = await saslauthdCheck(socket, u, `${u}-Bench-Secret`)
-        if (!r.ok) throw new Error(`warm-up failed for ${u}: ${r.reply}`)
-      }
-    }
+    for (const socket of [single, hop]) await warm(socket, names)
     // A short unmeasured run per path (JIT, connection pools).
     await closedLoop(single, names, 1, 10)
     await closedLoop(hop, names, 1, 10)

@@ -10,7 +10,6 @@
  *   - Only a decision from the service is ever `ok`; every error is `unavailable` (fail closed).
  */
 import { Code, ConnectError } from '@connectrpc/connect'
-import { SpanKind } from '@opentelemetry/api'
 import type { Authenticator, AuthRequest, AuthResult } from '../authenticator.js'
 import { decisionOf, type Reason } from '../errors.js'
 import { Decision } from '../gen/saslgate/v1/auth_pb.js'
@@ -39,7 +38,7 @@ export interface RemoteAuthenticatorOptions {
   maxAttempts?: number
   resolve?: (host: string) => Promise<string[]>
   onAttempt?: (event: AttemptEvent) => void
-  /** Traces: one CLIENT span per attempt, its context sent to the service. */
+  /** Traces: the active span's context is sent to the service (W3C trace context). */
   observability?: Observability
   onUpstreamError?: (err: unknown) => void
 }
@@ -153,7 +152,7 @@ export class RemoteAuthenticator implements Authenticator {
           launch(true)
         }, this.#o.attemptTimeoutMs)
         timers.add(hedgeTimer)
-        this.#call(e, req, all.signal, Math.floor(left), hedge)
+        this.#call(e, req, all.signal, Math.floor(left))
           .then(
             (decision) => {
               this.#upstreams.succeeded(e)
@@ -228,32 +227,23 @@ export class RemoteAuthenticator implements Authenticator {
     req: AuthRequest,
     signal: AbortSignal,
     timeoutMs: number,
-    hedge: boolean,
   ): Promise<Decision> {
-    const obs = this.#o.observability
-    const send = async (): Promise<Decision> => {
-      const authorization = await this.#o.credentials.authorization(signal)
-      const headers: Record<string, string> = {}
-      obs?.inject(headers)
-      const res = await this.#client(e).client.authenticate(
-        {
-          login: req.login,
-          password: req.password,
-          service: req.service,
-          realm: req.realm,
-          clientAddress: req.clientAddress ?? '',
-        },
-        { signal, timeoutMs, headers, ...(authorization !== undefined ? { authorization } : {}) },
-      )
-      return res.decision
-    }
-    if (obs === undefined) return send()
-    return obs.span(
-      'saslgate.rpc.attempt',
-      SpanKind.CLIENT,
-      { 'saslgate.upstream': e.baseUrl, 'saslgate.hedge': hedge, 'rpc.method': 'Authenticate' },
-      send,
+    const authorization = await this.#o.credentials.authorization(signal)
+    // The trace context of the socket request span: the service's RPC span is its child
+    // (attempts and hedges are events on the request span, not spans of their own).
+    const headers: Record<string, string> = {}
+    this.#o.observability?.inject(headers)
+    const res = await this.#client(e).client.authenticate(
+      {
+        login: req.login,
+        password: req.password,
+        service: req.service,
+        realm: req.realm,
+        clientAddress: req.clientAddress ?? '',
+      },
+      { signal, timeoutMs, headers, ...(authorization !== undefined ? { authorization } : {}) },
     )
+    return res.decision
   }
 
   async close(): Promise<void> {

@@ -2,11 +2,11 @@
  * Where saslgate's events become traces, metrics and log lines. One instance per process.
  *
  * Spans (one trace across shim and service, W3C trace context in the RPC headers):
- *   saslgate.saslauthd.request (SERVER, the socket request; shim or single host)
- *     saslgate.rpc.attempt     (CLIENT, the shim's call to one replica; hedges are siblings)
- *       saslgate.rpc.Authenticate (SERVER, in the service)
- *         saslgate.decide      (INTERNAL, the pipeline: decision, stage, cache hit, guard, queue wait)
- *           saslgate.kdc.exchange (CLIENT, one KDC attempt: address, transport, attempt, outcome)
+ *   saslgate.saslauthd.request (SERVER, the socket request; shim or single host; in the shim
+ *                               one `upstream.attempt` event per replica asked, hedges included)
+ *     saslgate.rpc.Authenticate (SERVER, in the service; one per replica asked)
+ *       saslgate.decide        (INTERNAL, the pipeline: decision, stage, cache hit, guard, queue wait)
+ *         saslgate.kdc.exchange (CLIENT, one KDC attempt: address, transport, attempt, outcome)
  *
  * Never a password, a key, a cache key or a token in any of them; principals as configured
  * (`telemetry.principals`: plain, keyed hash, or omitted).
@@ -260,6 +260,13 @@ export class Observability {
     hedge: boolean
   }): void {
     this.metrics.recordUpstreamAttempt(e)
+    trace.getActiveSpan()?.addEvent('upstream.attempt', {
+      'saslgate.upstream': e.endpoint,
+      'saslgate.outcome': e.outcome,
+      'saslgate.hedge': e.hedge,
+      'saslgate.ms': Math.round(e.ms * 100) / 100,
+      ...(e.code !== undefined ? { 'saslgate.code': e.code } : {}),
+    })
     if (e.outcome === 'failed' || e.outcome === 'unauthenticated') {
       const r = this.#warnings.check(`upstream:${e.endpoint}`)
       if (r.allowed)
