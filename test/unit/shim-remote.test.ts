@@ -1,0 +1,290 @@
+/**
+ * The shim's remote authenticator against in-process services (real HTTP on 127.0.0.1,
+ * fake deciders): failover, hedging past a slow replica, the hard deadline, fail-closed
+ * answers, caller refusal. Plus upstream parsing/resolution and caller authentication.
+ */
+import assert from 'node:assert/strict'
+import { after, describe, test } from 'node:test'
+import { pino } from 'pino'
+import type { Authenticator, AuthRequest, AuthResult } from '../../src/authenticator.js'
+import { ServiceApp } from '../../src/service/app.js'
+import { bearerOf, CallerAuth } from '../../src/service/caller-auth.js'
+import { RemoteAuthenticator } from '../../src/shim/remote-authenticator.js'
+import { parseUpstream, Upstreams } from '../../src/shim/upstreams.js'
+import { freePort } from '../../src/testing/ports.js'
+
+const TOKEN = 'unit-test-token-0123456789abcdef0123456789'
+const apps: ServiceApp[] = []
+const remotes: RemoteAuthenticator[] = []
+
+after(async () => {
+  for (const r of remotes) await r.close()
+  for (const a of apps) await a.close()
+})
+
+/** A replica answering `decision` after `delayMs`; counts its calls. */
+async function replica(decision: AuthResult['decision'], delayMs = 0) {
+  const calls = { n: 0 }
+  const authenticator: Authenticator = {
+    async authenticate(req: AuthRequest): Promise<AuthResult> {
+      calls.n++
+      await new Promise((r) => setTimeout(r, delayMs))
+      if (req.signal.aborted) return { decision: 'unavailable', reason: 'deadline', stage: 'test' }
+      return {
+        decision,
+        reason: decision === 'ok' ? 'ok' : decision === 'invalid' ? 'bad_password' : 'shed',
+        stage: 'test',
+      }
+    },
+    close: async () => {},
+  }
+  const app = new ServiceApp({
+    authenticator,
+    callerAuth: new CallerAuth({ tokens: [TOKEN] }),
+    readiness: () => ({ ready: true }),
+    logger: pino({ level: 'silent' }),
+    bodyLimitBytes: 8192,
+    maxConnections: 100,
+    readyDelayMs: 0,
+    drainTimeoutMs: 1000,
+  })
+  apps.push(app)
+  const { port } = await app.listen('127.0.0.1', 0)
+  return { url: `http://127.0.0.1:${port}`, calls, app }
+}
+
+function remote(
+  upstreams: string[],
+  overrides: Partial<ConstructorParameters<typeof RemoteAuthenticator>[0]> = {},
+) {
+  const r = new RemoteAuthenticator({
+    upstreams,
+    tls: {},
+    credentials: { authorization: async () => `Bearer ${TOKEN}` },
+    deadlineMs: 800,
+    attemptTimeoutMs: 150,
+    ejectMs: 5000,
+    resolveIntervalMs: 60_000,
+    connectionMaxAgeMs: 60_000,
+    maxConnectionsPerUpstream: 16,
+    ...overrides,
+  })
+  remotes.push(r)
+  return r
+}
+
+const req = (): AuthRequest => ({
+  login: 'alice',
+  password: Buffer.from('pw'),
+  service: 'imap',
+  realm: '',
+  signal: AbortSignal.timeout(5000),
+})
+
+async function timed(r: RemoteAuthenticator) {
+  const t0 = performance.now()
+  const result = await r.authenticate(req())
+  return { result, ms: performance.now() - t0 }
+}
+
+describe('RemoteAuthenticator', () => {
+  test('answers with the service decision (ok, invalid, unavailable)', async () => {
+    for (const d of ['ok', 'invalid', 'unavailable'] as const) {
+      const s = await replica(d)
+      const r = remote([s.url])
+      await r.start()
+      const { result } = await timed(r)
+      assert.equal(result.decision, d)
+      assert.equal(result.stage, 'upstream')
+    }
+  })
+
+  test('a dead replica: the request goes to the live one at once and the dead one is ejected', async () => {
+    const live = await replica('ok')
+    const dead = `http://127.0.0.1:${await freePort()}`
+    const r = remote([dead, live.url], { attemptTimeoutMs: 5000 })
+    await r.start()
+    for (let i = 0; i < 10; i++) {
+      const { result, ms } = await timed(r)
+      assert.equal(result.decision, 'ok')
+      assert.ok(ms < 300, `failover took ${ms} ms`)
+    }
+    const deadEndpoint = r.endpoints.find((e) => e.baseUrl === dead)
+    assert.ok((deadEndpoint?.ejectedUntil ?? 0) > Date.now(), 'the dead replica is ejected')
+    assert.ok((deadEndpoint?.failures ?? 0) >= 1)
+  })
+
+  test('a slow replica: the hedge to a fast one answers after attemptTimeoutMs, not at the deadline', async () => {
+    const slow = await replica('ok', 2000)
+    const fast = await replica('ok')
+    const r = remote([slow.url, fast.url], { attemptTimeoutMs: 100, deadlineMs: 1500 })
+    await r.start()
+    let worst = 0
+    for (let i = 0; i < 12; i++) {
+      const { result, ms } = await timed(r)
+      assert.equal(result.decision, 'ok')
+      worst = Math.max(worst, ms)
+    }
+    assert.ok(worst < 600, `worst ${worst} ms: the slow replica held a request`)
+    assert.ok(fast.calls.n >= 12)
+  })
+
+  test('every replica silent: unavailable at the deadline, never later', async () => {
+    const a = await replica('ok', 3000)
+    const b = await replica('ok', 3000)
+    const r = remote([a.url, b.url], { deadlineMs: 400, attemptTimeoutMs: 100 })
+    await r.start()
+    const { result, ms } = await timed(r)
+    assert.equal(result.decision, 'unavailable')
+    assert.ok(ms >= 380 && ms < 700, `answered after ${ms} ms`)
+  })
+
+  test('no replica reachable: unavailable at once (fail closed)', async () => {
+    const r = remote([
+      `http://127.0.0.1:${await freePort()}`,
+      `http://127.0.0.1:${await freePort()}`,
+    ])
+    await r.start()
+    const { result, ms } = await timed(r)
+    assert.equal(result.decision, 'unavailable')
+    assert.ok(ms < 300, `${ms} ms`)
+  })
+
+  test('a wrong token: refused as a caller, answered unavailable, never ok', async () => {
+    const s = await replica('ok')
+    const r = remote([s.url], {
+      credentials: { authorization: async () => 'Bearer wrong-token-wrong-token-wrong-token-xx' },
+    })
+    await r.start()
+    const { result } = await timed(r)
+    assert.equal(result.decision, 'unavailable')
+    assert.equal(result.reason, 'upstream_refused_caller')
+    assert.equal(s.calls.n, 0, 'the service decided nothing for an unauthenticated caller')
+  })
+
+  test('a draining replica (503) is failed over', async () => {
+    const draining = await replica('ok', 0)
+    const other = await replica('invalid', 0)
+    const r = remote([draining.url, other.url], { attemptTimeoutMs: 5000 })
+    await r.start()
+    const closing = draining.app.close()
+    const { result } = await timed(r)
+    assert.ok(['invalid', 'ok'].includes(result.decision))
+    await closing
+  })
+})
+
+describe('Upstreams', () => {
+  test('parses URLs and refuses what is not a service URL, naming the option', () => {
+    assert.deepEqual(
+      { ...parseUpstream('shim.upstreams', 'https://sg.example.org:8443/') },
+      {
+        source: 'https://sg.example.org:8443/',
+        protocol: 'https:',
+        host: 'sg.example.org',
+        port: '8443',
+        path: '',
+      },
+    )
+    assert.equal(parseUpstream('x', 'http://[::1]:9000').host, '::1')
+    for (const bad of ['ftp://x', 'not a url', 'https://u:p@h:1', 'https://h:1/?q=1'])
+      assert.throws(() => parseUpstream('shim.upstreams', bad), /shim\.upstreams/)
+  })
+
+  test('a name resolving to several addresses gives one endpoint each, kept across re-resolution', async () => {
+    let addrs = ['10.0.0.1', '10.0.0.2']
+    const u = new Upstreams({
+      urls: ['https://sg.example.org:8443'],
+      ejectMs: 1000,
+      resolveIntervalMs: 60_000,
+      resolve: async () => addrs,
+    })
+    await u.refresh()
+    assert.deepEqual(
+      u.endpoints.map((e) => e.baseUrl),
+      ['https://10.0.0.1:8443', 'https://10.0.0.2:8443'],
+    )
+    assert.equal(
+      u.endpoints[0]?.servername,
+      'sg.example.org',
+      'TLS checks the name, not the address',
+    )
+    const first = u.endpoints[0]
+    addrs = ['10.0.0.1', '10.0.0.3']
+    await u.refresh()
+    assert.equal(u.endpoints[0], first, 'state of a kept address survives')
+    assert.deepEqual(
+      u.endpoints.map((e) => e.baseUrl),
+      ['https://10.0.0.1:8443', 'https://10.0.0.3:8443'],
+    )
+    u.close()
+  })
+
+  test('pick: never an excluded endpoint; ejected ones only when nothing else is left', async () => {
+    const u = new Upstreams({
+      urls: ['http://127.0.0.1:1', 'http://127.0.0.1:2'],
+      ejectMs: 1000,
+      resolveIntervalMs: 60_000,
+    })
+    await u.refresh()
+    const [a, b] = u.endpoints
+    u.failed(a as never)
+    for (let i = 0; i < 20; i++) assert.equal(u.pick(new Set()), b)
+    assert.equal(u.pick(new Set([b as never])), a, 'an ejected endpoint beats none')
+    assert.equal(u.pick(new Set([a as never, b as never])), undefined)
+    u.close()
+  })
+})
+
+describe('CallerAuth', () => {
+  test('bearer tokens: any configured token, constant-time compare, nothing else', () => {
+    const auth = new CallerAuth({ tokens: [TOKEN, `${TOKEN}-next`] })
+    assert.deepEqual(auth.identify({ authorization: `Bearer ${TOKEN}` }, undefined), {
+      method: 'token',
+      name: 'token#1',
+    })
+    assert.deepEqual(auth.identify({ authorization: `bearer ${TOKEN}-next` }, undefined), {
+      method: 'token',
+      name: 'token#2',
+    })
+    for (const h of [undefined, '', `Bearer ${TOKEN}x`, `Basic ${TOKEN}`, `Bearer  `, TOKEN])
+      assert.equal(auth.identify({ authorization: h }, undefined), undefined, String(h))
+  })
+
+  test('client certificates: only an authorized TLS socket, names as allowed', () => {
+    const cert = {
+      subject: { CN: 'fe1.example.org' },
+      subjectaltname: 'DNS:fe1.example.org, DNS:alt.example.org',
+    }
+    const sock = (authorized: boolean) => ({ authorized, getPeerCertificate: () => cert as never })
+    const any = new CallerAuth({ mtls: true })
+    assert.deepEqual(any.identify({}, sock(true)), { method: 'mtls', name: 'fe1.example.org' })
+    assert.equal(any.identify({}, sock(false)), undefined)
+    const listed = new CallerAuth({ mtls: true, clientNames: ['alt.example.org'] })
+    assert.deepEqual(listed.identify({}, sock(true)), { method: 'mtls', name: 'alt.example.org' })
+    const other = new CallerAuth({ mtls: true, clientNames: ['fe9.example.org'] })
+    assert.equal(other.identify({}, sock(true)), undefined)
+    assert.equal(
+      new CallerAuth({ tokens: [TOKEN] }).identify({}, sock(true)),
+      undefined,
+      'no mTLS configured',
+    )
+  })
+
+  test('session tokens go to the session verifier, never compared as static tokens', () => {
+    const auth = new CallerAuth({
+      tokens: [TOKEN],
+      sessions: {
+        looksLike: (t) => t.startsWith('sgs1.'),
+        verify: (t) => (t === 'sgs1.good' ? 'host/fe@R' : null),
+      },
+    })
+    assert.deepEqual(auth.identify({ authorization: 'Bearer sgs1.good' }, undefined), {
+      method: 'session',
+      name: 'host/fe@R',
+    })
+    assert.equal(auth.identify({ authorization: 'Bearer sgs1.bad' }, undefined), undefined)
+    assert.equal(bearerOf('Bearer abc'), 'abc')
+    assert.equal(bearerOf('Bearer a b'), undefined)
+  })
+})
