@@ -1,10 +1,12 @@
 /**
- * `saslgate demo`: a throw-away realm, saslgate in single-host mode and (when installed) the
+ * `saslgate demo`: a throw-away realm, the saslgate service and a shim in front of it, and (when installed) the
  * real `saslauthd -a kerberos5` on the same realm, then a short botnet storm against each with
  * the KDC slowed (+300 ms per round trip) and then black-holed. Ends with a side-by-side table
  * and a chart. Everything it starts is stopped at the end or on Ctrl-C.
  */
-import { mkdir } from 'node:fs/promises'
+
+import { randomBytes } from 'node:crypto'
+import { mkdir, writeFile as writeFileAsync } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type LatencyPoint, writeChart } from '../demo/chart.js'
 import { type LoadProgress, type LoadReport, runLoad } from '../storm/load.js'
@@ -16,6 +18,7 @@ import {
   startSaslauthd,
 } from '../storm/saslauthd-runner.js'
 import { type DelayProxy, startDelayProxy } from '../testing/fake-kdc.js'
+import { freePort } from '../testing/ports.js'
 import { type Realm, startRealm } from '../testing/realm.js'
 import { type SaslgateProcess, startSaslgate } from '../testing/saslgate-process.js'
 
@@ -179,17 +182,36 @@ export async function demo(options: DemoOptions): Promise<number> {
     } else {
       say('  (saslauthd not installed or --no-saslauthd: showing saslgate alone)')
     }
-    say('  starting saslgate serve --saslauthd-socket (single-host mode) ...')
+    say(
+      '  starting saslgate: the service (RPC on 127.0.0.1) and the shim on a saslauthd socket ...',
+    )
     const socket = `${realm.dir}/saslgate-mux`
-    const gate: SaslgateProcess = await startSaslgate({
-      args: ['serve', '--saslauthd-socket', socket],
+    const tokenFile = `${realm.dir}/saslgate-token`
+    await writeFileAsync(tokenFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 })
+    const rpcPort = await freePort()
+    const service: SaslgateProcess = await startSaslgate({
+      args: ['serve', '--listen', `127.0.0.1:${rpcPort}`, '--token-file', tokenFile],
       env: {
         ...realm.env,
         SASLGATE_KERBEROS_VERIFY_PRINCIPAL: realm.servicePrincipal,
         SASLGATE_KERBEROS_KDCS: `${realm.name}=${kdc}`,
+        OTEL_SDK_DISABLED: 'true',
       },
     })
-    cleanups.push(() => gate.stop())
+    cleanups.push(() => service.stop())
+    const shim: SaslgateProcess = await startSaslgate({
+      args: [
+        'shim',
+        '--socket',
+        socket,
+        '--upstream',
+        `http://127.0.0.1:${rpcPort}`,
+        '--token-file',
+        tokenFile,
+      ],
+      env: { OTEL_SDK_DISABLED: 'true' },
+    })
+    cleanups.push(() => shim.stop())
     systems.push({ name: 'saslgate', socket })
 
     say(
