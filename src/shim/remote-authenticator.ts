@@ -11,7 +11,7 @@
  */
 import { Code, ConnectError } from '@connectrpc/connect'
 import type { Authenticator, AuthRequest, AuthResult } from '../authenticator.js'
-import { decisionOf, type Reason } from '../errors.js'
+import { decisionOf, isSaslgateError, type Reason } from '../errors.js'
 import { Decision } from '../gen/saslgate/v1/auth_pb.js'
 import type { Observability } from '../telemetry/observability.js'
 import { EndpointClient, type TlsClientMaterial } from './endpoint-client.js'
@@ -173,6 +173,13 @@ export class RemoteAuthenticator implements Authenticator {
                   hedge,
                   ms: performance.now() - t0,
                 })
+                return
+              }
+              if (isSaslgateError(err, 'SASLGATE_ERR_NEGOTIATE')) {
+                // No credentials to present (our Kerberos, not the replica, failed): the
+                // replica is not ejected; the answer is NO.
+                lastFailure = 'upstream_refused_caller'
+                finish(result(lastFailure))
                 return
               }
               if (ce.code === Code.Unauthenticated || ce.code === Code.PermissionDenied) {
