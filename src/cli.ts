@@ -218,6 +218,9 @@ export async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code
+    // Everything was closed; an exporter still waiting on a missing collector must not keep
+    // a stopping service alive (systemd and Kubernetes wait for the exit).
+    setTimeout(() => process.exit(code), 2000).unref()
   },
   (err: unknown) => {
     if (isSaslgateError(err, 'SASLGATE_ERR_CONFIG')) fail(err.message, 78)

@@ -267,7 +267,12 @@ export const SCHEMA = {
       60_000,
       'On SIGTERM: keep serving while reporting not ready this long (lets load balancers notice).',
     ),
-    bodyLimitBytes: i(8192, 256, 1_048_576, 'Largest RPC body accepted; larger gets 413.'),
+    bodyLimitBytes: i(
+      8192,
+      256,
+      1_048_576,
+      'Largest RPC body accepted; larger gets `resource_exhausted` (HTTP 429).',
+    ),
     maxConnections: i(10_000, 1, 1_000_000, 'Open connections beyond this are refused.'),
   },
   shim: {

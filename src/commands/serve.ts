@@ -7,16 +7,16 @@
  * stop accepting, answer what is in flight within `service.drainTimeoutMs`, exit.
  */
 import { SpanKind } from '@opentelemetry/api'
-import { pino } from 'pino'
 import { buildLocalAuthenticator } from '../authenticate-local.js'
 import type { Config } from '../config.js'
 import { resolveKerberosSettings } from '../kerberos/setup.js'
+import { createLogger } from '../logging.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
 import { startAdmin } from '../service/admin.js'
 import { buildService, type ServiceParts } from '../service/from-config.js'
 import { parseListen } from '../service/listen-address.js'
 import type { Telemetry } from '../telemetry/sdk.js'
-import { observabilityFromConfig } from '../telemetry/setup.js'
+import { boundedShutdown, observabilityFromConfig } from '../telemetry/setup.js'
 
 export interface ServeModes {
   /** Serve RPCs on `service.listen`. */
@@ -28,7 +28,7 @@ export async function serve(
   modes: ServeModes,
   telemetry: Telemetry,
 ): Promise<number> {
-  const logger = pino({ level: config.log.level, base: { role: 'serve' } }, pino.destination(2))
+  const logger = createLogger(config.log.level, 'serve')
   const socketPath = config.saslauthd.socket
   if (!modes.rpc && socketPath === '') {
     logger.error('nothing to serve: give --listen HOST:PORT and/or --saslauthd-socket PATH')
@@ -42,7 +42,7 @@ export async function serve(
   const closers: Array<() => Promise<void>> = [
     async () => {
       obs.close()
-      await telemetry.shutdown()
+      await boundedShutdown(telemetry)
     },
     () => local.close(),
   ]

@@ -3,9 +3,9 @@
  * service, always within `saslauthd.answerDeadlineMs` (NO at the deadline).
  */
 import { SpanKind } from '@opentelemetry/api'
-import { pino } from 'pino'
 import type { Config } from '../config.js'
 import { SaslgateError } from '../errors.js'
+import { createLogger } from '../logging.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
 import { startAdmin } from '../service/admin.js'
 import { readPemFile } from '../service/secret-files.js'
@@ -13,13 +13,13 @@ import { noCredentials, tokenCredentials } from '../shim/credentials.js'
 import type { TlsClientMaterial } from '../shim/endpoint-client.js'
 import { type CallerCredentials, RemoteAuthenticator } from '../shim/remote-authenticator.js'
 import type { Telemetry } from '../telemetry/sdk.js'
-import { observabilityFromConfig } from '../telemetry/setup.js'
+import { boundedShutdown, observabilityFromConfig } from '../telemetry/setup.js'
 
 const configError = (option: string, message: string) =>
   new SaslgateError('SASLGATE_ERR_CONFIG', `config option ${option}: ${message}`)
 
 export async function shim(config: Config, telemetry: Telemetry): Promise<number> {
-  const logger = pino({ level: config.log.level, base: { role: 'shim' } }, pino.destination(2))
+  const logger = createLogger(config.log.level, 'shim')
   const c = config.shim
   if (config.saslauthd.socket === '')
     throw configError('saslauthd.socket', 'the shim needs a socket to answer: --socket PATH')
@@ -104,7 +104,7 @@ export async function shim(config: Config, telemetry: Telemetry): Promise<number
     await remote.close()
     await closeCredentials()
     obs.close()
-    await telemetry.shutdown()
+    await boundedShutdown(telemetry)
     throw err
   }
   logger.info(
@@ -125,7 +125,7 @@ export async function shim(config: Config, telemetry: Telemetry): Promise<number
   await closeCredentials()
   await admin?.close()
   obs.close()
-  await telemetry.shutdown()
+  await boundedShutdown(telemetry)
   logger.info('stopped')
   return 0
 }

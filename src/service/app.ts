@@ -50,6 +50,10 @@ export interface ServiceAppOptions {
 
 type RawRequest = IncomingMessage | Http2ServerRequest
 
+/** Content types the RPC paths speak: Connect unary and streaming, gRPC. */
+const RPC_CONTENT_TYPE =
+  /^application\/(proto|json|connect\+(proto|json)|grpc(\+(proto|json))?)\s*(;|$)/i
+
 /** The RPC path prefix of every service in the contract. */
 const RPC_PREFIX = '/saslgate.v1.'
 
@@ -120,6 +124,13 @@ export class ServiceApp {
         return refuse(req, reply)
       }
       this.#callers.set(req.raw, caller)
+      const type = String(req.headers['content-type'] ?? '')
+      if (req.method === 'POST' && !RPC_CONTENT_TYPE.test(type))
+        return reply.code(415).header('content-type', 'application/json').send({
+          code: 'invalid_argument',
+          message:
+            'content-type must be application/proto or application/json (Connect), or application/grpc',
+        })
     })
     registerHealth(this.app, () => this.#readiness(), options.metrics)
     if (options.negotiate !== undefined) registerNegotiate(this.app, options.negotiate)

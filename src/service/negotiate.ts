@@ -26,17 +26,8 @@
  *   how many pool threads Negotiate may hold at once (lingering ones included), anything beyond
  *   is rejected at once.
  */
-import { createRequire } from 'node:module'
 import { SaslgateError } from '../errors.js'
-
-type KerberosModule = typeof import('kerberos')
-
-let kerberosModule: KerberosModule | undefined
-/** The `kerberos` addon, loaded on first use (importing this file loads no native code). */
-function gss(): KerberosModule {
-  kerberosModule ??= createRequire(import.meta.url)('kerberos') as KerberosModule
-  return kerberosModule
-}
+import { gss, positiveInt, TIMED_OUT, within } from '../kerberos/gss.js'
 
 export type NegotiateFailureCode =
   | 'SASLGATE_ERR_NEGOTIATE_REJECTED'
@@ -120,24 +111,6 @@ function matchesService(target: string | null | undefined, want: ServiceMatch): 
   const name = target.slice(0, at)
   const realm = target.slice(at + 1)
   return name === want.name && (want.realm === undefined || want.realm === realm)
-}
-
-const TIMED_OUT = Symbol('timed out')
-
-/** Waits for `p` at most `ms`; the work behind `p` goes on (it cannot be cancelled). */
-function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), ms)
-  })
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
-}
-
-function positiveInt(value: number, option: string): number {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new SaslgateError('SASLGATE_ERR_CONFIG', `${option}: a positive integer`)
-  }
-  return value
 }
 
 /** Sets KRB5_KTNAME (process-wide). */

@@ -24,18 +24,9 @@
  * acceptor's replay cache refuses it a second time): never share one between requests.
  */
 
-import { createRequire } from 'node:module'
 import type { InitializeClientOptions } from 'kerberos'
 import { SaslgateError } from '../errors.js'
-
-type KerberosModule = typeof import('kerberos')
-
-let kerberosModule: KerberosModule | undefined
-/** The `kerberos` addon, loaded on first use (importing this file loads no native code). */
-function gss(): KerberosModule {
-  kerberosModule ??= createRequire(import.meta.url)('kerberos') as KerberosModule
-  return kerberosModule
-}
+import { gss, positiveInt, TIMED_OUT, within } from '../kerberos/gss.js'
 
 export interface NegotiateInitiatorOptions {
   /** GSS host-based service name, `HTTP@saslgate.example.org` (`HTTP/host` is accepted too). */
@@ -65,24 +56,6 @@ export const DEFAULT_NEGOTIATE_INITIATOR_OPTIONS = {
 const HOSTBASED_RE = /^([^\s@/]+)@([^\s@/]+)$/
 const SLASH_RE = /^([^\s@/]+)\/([^\s@/]+)$/
 const MAX_DETAIL_CHARS = 200
-
-const TIMED_OUT = Symbol('timed out')
-
-/** Waits for `p` at most `ms`; the work behind `p` goes on (it cannot be cancelled). */
-function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), ms)
-  })
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
-}
-
-function positiveInt(value: number, option: string): number {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new SaslgateError('SASLGATE_ERR_CONFIG', `${option}: a positive integer`)
-  }
-  return value
-}
 
 /** `HTTP@host` or `HTTP/host` -> `HTTP@host`. */
 export function hostBasedServiceName(service: string): string {

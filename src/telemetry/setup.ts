@@ -33,3 +33,21 @@ export function observabilityFromConfig(
     decisionLogsPerSecond: t.decisionLogsPerSecond,
   })
 }
+
+/** Time given to the exporters to flush at exit (a missing collector must not hold it up). */
+export const TELEMETRY_SHUTDOWN_MS = 1500
+
+/** `telemetry.shutdown()`, but never longer than `ms`. */
+export async function boundedShutdown(
+  telemetry: Telemetry,
+  ms = TELEMETRY_SHUTDOWN_MS,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    telemetry.shutdown(),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms)
+    }),
+  ])
+  clearTimeout(timer)
+}

@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,15 +19,8 @@ import { startPki, type TestPki } from '../../src/testing/pki.js'
 import { freePort } from '../../src/testing/ports.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import { TESTSASLAUTHD } from '../support/binaries.js'
 
-const TESTSASLAUTHD = ['/usr/sbin/testsaslauthd', '/usr/bin/testsaslauthd'].find((p) => {
-  try {
-    accessSync(p, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-})
 const BIN = fileURLToPath(new URL('../../bin/saslgate.js', import.meta.url))
 
 const ALICE = 'alice-Shim-Secret-1'

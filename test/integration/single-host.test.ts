@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants, existsSync, statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -17,15 +17,8 @@ import { decodeReply, encodeRequest, type RequestFields } from '../../src/saslau
 import { startBlackholeKdc, startDelayProxy } from '../../src/testing/fake-kdc.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import { TESTSASLAUTHD } from '../support/binaries.js'
 
-const TESTSASLAUTHD = ['/usr/sbin/testsaslauthd', '/usr/bin/testsaslauthd'].find((p) => {
-  try {
-    accessSync(p, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-})
 const BIN = fileURLToPath(new URL('../../bin/saslgate.js', import.meta.url))
 
 const ALICE = 'Alice pässword 1'

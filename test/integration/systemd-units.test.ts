@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process'
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { envName, loadConfig, options } from '../../src/config.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
+import { TESTSASLAUTHD } from '../support/binaries.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '')
 const UNITS = join(ROOT, 'deploy/systemd')
@@ -25,14 +26,6 @@ const NODE = '/usr/bin/node'
 const SOCKET = '/run/saslauthd/mux'
 
 const ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p))
-const TESTSASLAUTHD = ['/usr/sbin/testsaslauthd', '/usr/bin/testsaslauthd'].find((p) => {
-  try {
-    accessSync(p, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-})
 
 type Unit = Map<string, Map<string, string[]>>
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
@@ -15,15 +15,7 @@ import {
   SaslauthdListener,
   type SaslauthdListenerOptions,
 } from '../../src/saslauthd/listener.js'
-
-const TESTSASLAUTHD = ['/usr/sbin/testsaslauthd', '/usr/bin/testsaslauthd'].find((p) => {
-  try {
-    accessSync(p, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-})
+import { TESTSASLAUTHD } from '../support/binaries.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'saslgate-tsa-'))
 const children = new Set<ChildProcess>()

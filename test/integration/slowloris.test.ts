@@ -1,0 +1,256 @@
+/**
+ * Slowloris on the saslauthd socket: 1,000 connections held half-open (nothing sent, a
+ * partial frame, or one byte at a time), re-opened as soon as saslgate closes them, while
+ * real logins keep going. Against single-host mode and against the shim (-> service).
+ *
+ * Must hold: every real login is answered correctly and within the deadline; saslgate
+ * closes the held connections at `saslauthd.readTimeoutMs` with a NO; its descriptors go
+ * back down once the attack stops (no leak).
+ */
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { readdirSync, writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, type TestContext, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { saslauthdCheck } from '../../src/storm/saslauthd-client.js'
+import { summarize } from '../../src/storm/stats.js'
+import { freePort } from '../../src/testing/ports.js'
+import { type Realm, startRealm } from '../../src/testing/realm.js'
+import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+
+const HALF_OPEN = Number(process.env.SLOWLORIS_CONNECTIONS ?? 1000)
+const ATTACK_MS = 7000
+/** saslauthd.readTimeoutMs for these servers: held connections are cut after this. */
+const READ_TIMEOUT_MS = 3000
+const DEADLINE_MS = 2000
+const TOKEN = 'saslgate-slowloris-token-0123456789abcdef0123456789'
+const OTEL_OFF = {
+  OTEL_TRACES_EXPORTER: 'none',
+  OTEL_METRICS_EXPORTER: 'none',
+  OTEL_LOGS_EXPORTER: 'none',
+}
+const USERS = Array.from({ length: 12 }, (_, i) => ({
+  login: `sl${String(i).padStart(2, '0')}`,
+  password: `Slowloris-user-${i}-pw!`,
+}))
+
+/** The soft limit of open files for this process (we hold 1,000 sockets). */
+function openFileLimit(): number {
+  try {
+    return Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim())
+  } catch {
+    return 1024
+  }
+}
+const LIMIT = openFileLimit()
+const skip =
+  LIMIT !== Number.POSITIVE_INFINITY && LIMIT < HALF_OPEN + 500
+    ? `ulimit -n is ${LIMIT}; ${HALF_OPEN} held connections need ${HALF_OPEN + 500}`
+    : false
+
+let realm: Realm
+let dir: string
+const procs: SaslgateProcess[] = []
+
+before(async () => {
+  realm = await startRealm({
+    users: USERS.map((u) => ({ name: u.login, password: u.password })),
+  })
+  dir = await mkdtemp(join(tmpdir(), 'saslgate-slowloris-'))
+  writeFileSync(join(dir, 'token'), `${TOKEN}\n`, { mode: 0o600 })
+})
+
+after(async () => {
+  for (const p of procs) await p.stop(3000)
+  await realm?.close()
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+})
+
+const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length
+
+/** Holds `n` half-open connections until `stop()`; a closed one is opened again at once. */
+function slowloris(path: string, n: number) {
+  const sockets = new Set<Socket>()
+  let stopped = false
+  let opened = 0
+  let closedByServer = 0
+  let noReplies = 0
+  const timers = new Set<NodeJS.Timeout>()
+  const open = (k: number) => {
+    if (stopped) return
+    const s = connect(path)
+    opened++
+    sockets.add(s)
+    s.on('error', () => {})
+    s.on('data', (d: Buffer) => {
+      if (d.includes(Buffer.from('NO'))) noReplies++
+    })
+    s.on('connect', () => {
+      // A third send nothing, a third a frame cut short, a third a byte every 300 ms.
+      if (k % 3 === 1) s.write(Buffer.from([0x00, 0x05, 0x61, 0x6c]))
+      if (k % 3 === 2) {
+        s.write(Buffer.from([0x00, 0xc8])) // a 200-byte login, sent one byte at a time
+        const drip = setInterval(() => {
+          if (s.destroyed) clearInterval(drip)
+          else s.write(Buffer.from([0x61]))
+        }, 300)
+        timers.add(drip)
+        s.once('close', () => {
+          clearInterval(drip)
+          timers.delete(drip)
+        })
+      }
+    })
+    s.on('close', () => {
+      sockets.delete(s)
+      if (!stopped) {
+        closedByServer++
+        setImmediate(() => open(k))
+      }
+    })
+  }
+  for (let k = 0; k < n; k++) open(k)
+  return {
+    get held() {
+      return sockets.size
+    },
+    get opened() {
+      return opened
+    },
+    get closedByServer() {
+      return closedByServer
+    },
+    get noReplies() {
+      return noReplies
+    },
+    stop() {
+      stopped = true
+      for (const t of timers) clearInterval(t)
+      for (const s of sockets) s.destroy()
+    },
+  }
+}
+
+/** Real logins in a closed loop while the attack runs: good (seen and first-time) and wrong. */
+async function realLogins(path: string, ms: number) {
+  const lat: number[] = []
+  const wrongAnswers: string[] = []
+  const end = performance.now() + ms
+  let fresh = 4
+  let i = 0
+  while (performance.now() < end && i < 10_000) {
+    const k = i++
+    const seen = USERS[k % 4]!
+    const cred =
+      k % 5 === 4 && fresh < USERS.length
+        ? USERS[fresh++]!
+        : k % 3 === 2
+          ? { login: seen.login, password: 'not-the-password' }
+          : seen
+    const good = cred.password !== 'not-the-password'
+    const r = await saslauthdCheck(path, cred.login, cred.password, { timeoutMs: 5000 })
+    lat.push(r.latencyMs)
+    if (r.ok !== good || r.timedOut || r.error !== undefined)
+      wrongAnswers.push(`${cred.login} good=${good}: ${JSON.stringify(r)}`)
+    await sleep(20)
+  }
+  return { latency: summarize(lat), wrongAnswers, count: lat.length }
+}
+
+async function attack(t: TestContext, label: string, socket: string, pid: number): Promise<void> {
+  // Warm: the first four users have logged in before.
+  for (const u of USERS.slice(0, 4)) {
+    const r = await saslauthdCheck(socket, u.login, u.password)
+    assert.equal(r.ok, true, `${u.login} before the attack: ${JSON.stringify(r)}`)
+  }
+  const baseline = fdCount(pid)
+  const loris = slowloris(socket, HALF_OPEN)
+  try {
+    for (let i = 0; i < 100 && loris.held < HALF_OPEN; i++) await sleep(20)
+    await sleep(200)
+    const during = fdCount(pid)
+    assert.ok(during >= baseline + HALF_OPEN * 0.9, `only ${during - baseline} connections held`)
+    const real = await realLogins(socket, ATTACK_MS)
+    assert.deepEqual(real.wrongAnswers.slice(0, 5), [], `${real.wrongAnswers.length} bad answers`)
+    assert.ok(real.count > 50, `only ${real.count} real logins`)
+    assert.ok(real.latency.max < DEADLINE_MS, `a real login took ${real.latency.max} ms`)
+    // Held connections are cut at the read timeout (with a NO), then opened again.
+    assert.ok(
+      loris.closedByServer >= HALF_OPEN * 0.9,
+      `saslgate closed only ${loris.closedByServer} held connections in ${ATTACK_MS} ms`,
+    )
+    t.diagnostic(
+      `${label}: ${HALF_OPEN} held (${loris.opened} opened, ${loris.closedByServer} cut by saslgate, ${loris.noReplies} NO), ` +
+        `${real.count} real logins p50 ${real.latency.p50} ms p99 ${real.latency.p99} ms max ${real.latency.max} ms, ` +
+        `fds ${baseline} -> ${during}`,
+    )
+  } finally {
+    loris.stop()
+  }
+  let now = fdCount(pid)
+  for (let i = 0; i < 50 && now > baseline + 20; i++) {
+    await sleep(100)
+    now = fdCount(pid)
+  }
+  assert.ok(now <= baseline + 20, `descriptors did not come back: ${baseline} -> ${now}`)
+}
+
+describe(`slowloris: ${HALF_OPEN} half-open connections`, { skip }, () => {
+  test('single-host socket: real logins go on within the deadline', async (t) => {
+    const socket = join(dir, 'single')
+    const proc = await startSaslgate({
+      args: [
+        'serve',
+        '--saslauthd-socket',
+        socket,
+        '--set',
+        `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
+        '--set',
+        `saslauthd.readTimeoutMs=${READ_TIMEOUT_MS}`,
+      ],
+      env: { ...realm.env, ...OTEL_OFF },
+    })
+    procs.push(proc)
+    await attack(t, 'single-host', socket, proc.pid)
+    assert.equal(proc.child.exitCode, null)
+  })
+
+  test('shim socket (-> service): real logins go on within the deadline', async (t) => {
+    const port = await freePort()
+    const svc = await startSaslgate({
+      args: [
+        'serve',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--token-file',
+        join(dir, 'token'),
+        '--set',
+        `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
+      ],
+      env: { ...realm.env, ...OTEL_OFF },
+    })
+    procs.push(svc)
+    const socket = join(dir, 'shim')
+    const sh = await startSaslgate({
+      args: [
+        'shim',
+        '--socket',
+        socket,
+        '--upstream',
+        `http://127.0.0.1:${port}`,
+        '--token-file',
+        join(dir, 'token'),
+        '--set',
+        `saslauthd.readTimeoutMs=${READ_TIMEOUT_MS}`,
+      ],
+      env: { ...OTEL_OFF },
+    })
+    procs.push(sh)
+    await attack(t, 'shim', socket, sh.pid)
+    assert.equal(sh.child.exitCode, null)
+  })
+})
