@@ -39,6 +39,8 @@ const CLIENT_COUNTS = String(args.clients).split(',').map(Number)
 const USERS = Number(args.users)
 const ROUNDS = Number(args.rounds)
 const TOKEN = `bench-token-${'x'.repeat(40)}`
+/** The hop alone: no tracing (bench/telemetry-overhead.ts measures that). */
+const NO_OTEL = { OTEL_SDK_DISABLED: 'true' }
 
 interface Row {
   clients: number
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
     procs.push(
       await startSaslgate({
         args: ['serve', '--saslauthd-socket', single, ...common],
-        env: { ...realm.env },
+        env: { ...realm.env, ...NO_OTEL },
         readyTimeoutMs: 30_000,
       }),
     )
@@ -78,7 +80,7 @@ async function main(): Promise<void> {
     procs.push(
       await startSaslgate({
         args: ['serve', '--listen', `127.0.0.1:${port}`, '--token-file', tokenFile, ...common],
-        env: { ...realm.env },
+        env: { ...realm.env, ...NO_OTEL },
         readyTimeoutMs: 30_000,
       }),
     )
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
           '--set',
           'log.level=info',
         ],
-        env: {},
+        env: { ...NO_OTEL },
         readyTimeoutMs: 30_000,
       }),
     )

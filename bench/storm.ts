@@ -3,7 +3,10 @@
  * saslauthd (-n 5), with a load generator in a separate process.
  *
  *   npx tsx bench/storm.ts [--quick] [--seconds S] [--scenarios a,b,c,d] [--targets saslgate,saslauthd]
- *                          [--bots N] [--legit-rate R] [--json FILE]
+ *                          [--bots N] [--legit-rate R] [--env NAME=VALUE ...] [--json FILE]
+ *
+ * `--env` (repeatable) passes a SASLGATE_* or OTEL_* variable to every saslgate run, e.g.
+ * `--env SASLGATE_SASLAUTHD_FIELDS=4` or `--env OTEL_SDK_DISABLED=true`.
  *
  * Goals: with +300 ms per KDC round trip and a 90% storm, zero legit timeouts, legit p99 < 20 ms
  * warm and < 1.5 s cold; KDC black-holed: every request answered within the deadline and every
@@ -37,6 +40,17 @@ const targets = (arg('--targets')?.split(',') ?? DEFAULT_SCENARIO_OPTIONS.target
 const bots = arg('--bots')
 const legitRate = arg('--legit-rate')
 const json = arg('--json')
+const saslgateEnv: Record<string, string> = {}
+for (let i = 0; i < process.argv.length; i++) {
+  if (process.argv[i] !== '--env') continue
+  const pair = process.argv[i + 1] ?? ''
+  const eq = pair.indexOf('=')
+  if (eq <= 0 || !/^(SASLGATE|OTEL)_[A-Z0-9_]+$/.test(pair.slice(0, eq))) {
+    process.stderr.write(`--env wants NAME=VALUE with a SASLGATE_* or OTEL_* name, not "${pair}"\n`)
+    process.exit(64)
+  }
+  saslgateEnv[pair.slice(0, eq)] = pair.slice(eq + 1)
+}
 
 const started = new Date()
 const results = await runScenarios({
@@ -45,15 +59,16 @@ const results = await runScenarios({
   targets,
   botClients: bots === undefined ? undefined : Number(bots),
   legitRatePerS: legitRate === undefined ? undefined : Number(legitRate),
+  saslgateEnv,
   onProgress: (line) => process.stderr.write(`${line}\n`),
 })
 const table = formatScenarioTable(results)
 process.stdout.write(
-  `storm: ${durationMs / 1000} s per scenario, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${started.toISOString()}\n\n${table}\n`,
+  `storm: ${durationMs / 1000} s per scenario, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${started.toISOString()}${Object.keys(saslgateEnv).length > 0 ? `, saslgate env ${JSON.stringify(saslgateEnv)}` : ''}\n\n${table}\n`,
 )
 if (json !== undefined) {
   writeFileSync(
     json,
-    `${JSON.stringify({ started, durationMs, machine: { cpus: cpus().length, model: cpus()[0]?.model }, results }, null, 2)}\n`,
+    `${JSON.stringify({ started, durationMs, saslgateEnv, machine: { cpus: cpus().length, model: cpus()[0]?.model }, results }, null, 2)}\n`,
   )
 }

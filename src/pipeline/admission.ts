@@ -81,6 +81,9 @@ export class Admission {
   #meanCheckMs: number
   #shed = 0
   #closed = false
+  #nextStartAt = 0
+  #pumpTimer: NodeJS.Timeout | undefined
+  readonly #pace = process.env.P5_PACE === '1'
 
   constructor(options: Partial<AdmissionOptions> = {}) {
     const o = { ...DEFAULT_ADMISSION_OPTIONS, ...options }
@@ -122,7 +125,14 @@ export class Admission {
     if (req.signal.aborted) return Promise.resolve({ outcome: 'aborted', queueWaitMs: 0 })
     const latestStart = req.deadlineMs - o.minCheckMs
     if (this.#closed || arrived > latestStart) return Promise.resolve(this.#shedNow())
-    if (this.#inFlight < o.maxInFlight && this.queued === 0) return this.#execute(fn, 0)
+    if (
+      this.#inFlight < o.maxInFlight &&
+      this.queued === 0 &&
+      (!this.#pace || arrived >= this.#nextStartAt)
+    ) {
+      this.#paced(arrived)
+      return this.#execute(fn, 0)
+    }
 
     const rank = PRIORITIES.indexOf(req.priority)
     const expectedCheckMs = Math.max(o.minCheckMs, this.#meanCheckMs)
@@ -170,6 +180,7 @@ export class Admission {
       timer.unref()
       req.signal.addEventListener('abort', onAbort, { once: true })
       queue.push(waiter)
+      if (this.#pace) this.#pump()
     })
   }
 
@@ -199,10 +210,30 @@ export class Admission {
     }
   }
 
+  #paced(now: number): void {
+    if (!this.#pace) return
+    const spacing = Math.min(50, this.#meanCheckMs / this.#options.maxInFlight)
+    this.#nextStartAt = Math.max(now, this.#nextStartAt) + spacing
+  }
+
   #pump(): void {
     while (this.#inFlight < this.#options.maxInFlight) {
       const next = this.#queues.high[0] ?? this.#queues.normal[0] ?? this.#queues.low[0]
       if (next === undefined) return
+      if (this.#pace) {
+        const now = this.#options.now()
+        if (now < this.#nextStartAt) {
+          if (this.#pumpTimer === undefined) {
+            this.#pumpTimer = setTimeout(() => {
+              this.#pumpTimer = undefined
+              this.#pump()
+            }, this.#nextStartAt - now)
+            this.#pumpTimer.unref()
+          }
+          return
+        }
+        this.#paced(now)
+      }
       next.start()
     }
   }

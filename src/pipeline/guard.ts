@@ -16,6 +16,15 @@ import type { GuardCounts, GuardStore } from '../state/guard-store.js'
  *   the KDC's interval slides from the last failure): then the botnet can never lock the
  *   user out in the KDC. Every forward counts, not only distinct passwords: the negative
  *   cache already absorbs repeats, and counting repeats is the safe side.
+ * - reserve for clean credentials: the last `cleanReserve` forwards of that budget (at most
+ *   `maxKdcFailuresPerWindow - 1`: one forward always stays open to any password) are kept
+ *   for requests the pipeline calls clean (a password not tried on any other principal,
+ *   from a client address that has not been guessing; see spray-detector.ts and
+ *   address-reputation.ts). A clean request also passes the backoff while any of the
+ *   budget is left. So a botnet replaying a dictionary can use up only
+ *   `maxKdcFailuresPerWindow - cleanReserve` forwards of a principal, and the real user's
+ *   first right password still reaches the KDC during the storm; the total of wrong
+ *   passwords forwarded per window stays at most `maxKdcFailuresPerWindow`.
  *
  * A success resets the principal. The guard only counts in the store; it never throws
  * because of the store (the Redis store falls back to memory by itself).
@@ -34,6 +43,11 @@ export interface GuardOptions {
   backoffMaxMs: number
   /** Unknown passwords forwarded to the KDC per principal per window. */
   maxKdcFailuresPerWindow: number
+  /**
+   * Of that budget, forwards only clean credentials may use (0 = no reserve); capped at
+   * `maxKdcFailuresPerWindow - 1`.
+   */
+  cleanReserve: number
   /** Wall clock (ms); injectable for tests. */
   now: () => number
 }
@@ -45,18 +59,27 @@ export const DEFAULT_GUARD_OPTIONS: Readonly<GuardOptions> = Object.freeze({
   backoffFactor: 2,
   backoffMaxMs: 5 * 60 * 1000,
   maxKdcFailuresPerWindow: 3,
+  cleanReserve: 2,
   now: Date.now,
 })
 
 export type GuardDecision =
-  /** `failures`: failures in the window (0 for known-good credentials, not looked up). */
-  | { action: 'pass'; failures: number }
+  /**
+   * `failures`: failures in the window (0 for known-good credentials, not looked up);
+   * `reserve`: passed only because the credentials are clean (blocked or ordinary budget
+   * used up), so the forward must come from the reserve.
+   */
+  | { action: 'pass'; failures: number; reserve: boolean }
   | { action: 'blocked'; retryAfterMs: number }
   | { action: 'budget'; retryAfterMs: number }
 
 export class Guard {
   readonly #store: GuardStore
   readonly #options: GuardOptions
+  /** Forwards per window any request may take (the budget minus the clean reserve, >= 1). */
+  readonly #ordinaryBudget: number
+  /** False when there is no reserve (cleanReserve 0 or a budget of 1): the rule is off. */
+  readonly #hasReserve: boolean
 
   constructor(store: GuardStore, options: Partial<GuardOptions> = {}) {
     const o = { ...DEFAULT_GUARD_OPTIONS, ...options }
@@ -66,6 +89,9 @@ export class Guard {
         throw new SaslgateError('SASLGATE_ERR_CONFIG', `guard: ${name} must be >= 1`)
       }
     }
+    if (!Number.isInteger(o.cleanReserve) || o.cleanReserve < 0) {
+      throw new SaslgateError('SASLGATE_ERR_CONFIG', 'guard: cleanReserve must be an integer >= 0')
+    }
     if (!(o.backoffFactor >= 1) || !(o.backoffMaxMs >= o.backoffBaseMs)) {
       throw new SaslgateError(
         'SASLGATE_ERR_CONFIG',
@@ -74,6 +100,9 @@ export class Guard {
     }
     this.#store = store
     this.#options = o
+    this.#ordinaryBudget =
+      o.maxKdcFailuresPerWindow - Math.min(o.cleanReserve, o.maxKdcFailuresPerWindow - 1)
+    this.#hasReserve = this.#ordinaryBudget < o.maxKdcFailuresPerWindow
   }
 
   get options(): Readonly<GuardOptions> {
@@ -82,24 +111,34 @@ export class Guard {
 
   /**
    * May a request with these credentials go on? `knownGood` (a retained positive verdict
-   * for exactly this password) always passes.
+   * for exactly this password) always passes; `clean` credentials may use the reserve.
    */
-  async check(principal: string, knownGood: boolean): Promise<GuardDecision> {
-    if (knownGood) return { action: 'pass', failures: 0 }
+  async check(principal: string, knownGood: boolean, clean = false): Promise<GuardDecision> {
+    if (knownGood) return { action: 'pass', failures: 0, reserve: false }
+    const o = this.#options
     const counts = await this.#store.get(principal)
-    const now = this.#options.now()
+    const now = o.now()
+    const reserveLeft = clean && this.#hasReserve && counts.kdcForwarded < o.maxKdcFailuresPerWindow
     const blockedUntil = this.blockedUntil(counts)
-    if (blockedUntil > now) return { action: 'blocked', retryAfterMs: blockedUntil - now }
-    if (counts.kdcForwarded >= this.#options.maxKdcFailuresPerWindow) {
-      return { action: 'budget', retryAfterMs: this.#options.windowMs }
+    if (blockedUntil > now) {
+      if (reserveLeft) return { action: 'pass', failures: counts.failures, reserve: true }
+      return { action: 'blocked', retryAfterMs: blockedUntil - now }
     }
-    return { action: 'pass', failures: counts.failures }
+    if (counts.kdcForwarded >= this.#ordinaryBudget) {
+      if (reserveLeft) return { action: 'pass', failures: counts.failures, reserve: true }
+      return { action: 'budget', retryAfterMs: o.windowMs }
+    }
+    return { action: 'pass', failures: counts.failures, reserve: false }
   }
 
-  /** Takes one KDC forward from the principal's budget; false when it is used up. */
-  reserveKdc(principal: string): Promise<boolean> {
+  /**
+   * Takes one KDC forward from the principal's budget; false when it is used up. Clean
+   * credentials may take the reserve too.
+   */
+  reserveKdc(principal: string, clean = false): Promise<boolean> {
     const o = this.#options
-    return this.#store.reserveKdc(principal, o.maxKdcFailuresPerWindow, o.windowMs)
+    const max = clean && this.#hasReserve ? o.maxKdcFailuresPerWindow : this.#ordinaryBudget
+    return this.#store.reserveKdc(principal, max, o.windowMs)
   }
 
   /** Gives a reservation back (the check never reached a KDC). */

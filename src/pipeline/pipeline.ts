@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Authenticator, AuthRequest, AuthResult } from '../authenticator.js'
 import {
   type Decision,
@@ -10,9 +11,11 @@ import {
 import type { PasswordVerifier, VerifyResult } from '../kerberos/types.js'
 import type { GuardStore } from '../state/guard-store.js'
 import { MemoryGuardStore } from '../state/memory-store.js'
+import { AddressReputation, DEFAULT_ADDRESS_REPUTATION_OPTIONS } from './address-reputation.js'
 import { Admission, DEFAULT_ADMISSION_OPTIONS, type Priority } from './admission.js'
 import { DEFAULT_GUARD_OPTIONS, Guard } from './guard.js'
 import { SingleFlight } from './single-flight.js'
+import { DEFAULT_SPRAY_DETECTOR_OPTIONS, SprayDetector } from './spray-detector.js'
 import { type CacheKey, DEFAULT_VERDICT_CACHE_OPTIONS, VerdictCache } from './verdict-cache.js'
 
 /**
@@ -28,9 +31,17 @@ import { type CacheKey, DEFAULT_VERDICT_CACHE_OPTIONS, VerdictCache } from './ve
  * Known-good credentials (a positive verdict for exactly this password, up to
  * `offlineMaxStalenessMs` old) pass the guard even while the principal is under attack,
  * and answer `offline_ok` when no KDC can answer in time (every breaker open, queue full,
- * KDC timeout). KDC checks queue by priority: principals with a known-good password
- * first, then clean principals (first-time users), then principals already failing and
- * passwords already refused for several principals (where a storm's guesses land).
+ * KDC timeout).
+ *
+ * Clean credentials (a password tried on no other principal lately, from a client address
+ * that has not been failing) may use the part of the principal's KDC budget the guard
+ * keeps for them (`cleanPasswordKdcReserve`), also while the principal is blocked: a
+ * botnet replays dictionary words over many principals, a real user's password is tried
+ * on one. So the first right password of a user whose account is under attack still
+ * reaches the KDC, and no more wrong passwords than `maxKdcFailuresPerWindow` ever do.
+ *
+ * KDC checks queue by priority: known-good credentials first, then clean ones (first-time
+ * users), then the rest (sprayed passwords, guessing addresses: where a storm lands).
  *
  * The pipeline closes what it made (cache, guard, admission, its own memory store); the
  * verifier, the mapper and an injected guard store belong to the caller.
@@ -54,6 +65,10 @@ export interface DecisionEvent {
   latencyMs: number
   cacheHit: boolean
   queueWaitMs: number
+  /** The password was being tried on other principals too (a spray); false when not looked at. */
+  passwordSprayed: boolean
+  /** The request went past the guard on the budget reserved for clean credentials. */
+  usedCleanReserve: boolean
 }
 
 export interface PipelineDeps {
@@ -87,7 +102,10 @@ export interface PipelineOptions {
   maxQueue: number
   minCheckMs: number
   initialCheckEstimateMs: number
-  sprayedPasswordRefusals: number
+  cleanPasswordKdcReserve: number
+  cleanReserveHoldMs: number
+  sprayPrincipals: number
+  suspectAddressFailures: number
 }
 
 export const DEFAULT_PIPELINE_OPTIONS: Readonly<PipelineOptions> = Object.freeze({
@@ -129,8 +147,21 @@ export const DEFAULT_PIPELINE_OPTIONS: Readonly<PipelineOptions> = Object.freeze
   minCheckMs: DEFAULT_ADMISSION_OPTIONS.minCheckMs,
   /** First guess of a check's duration before any was measured. */
   initialCheckEstimateMs: DEFAULT_ADMISSION_OPTIONS.initialCheckEstimateMs,
-  /** A password refused for this many principals lately queues last; raise if users share one. */
-  sprayedPasswordRefusals: 3,
+  /**
+   * Of `maxKdcFailuresPerWindow`, KDC checks per principal per window kept for clean
+   * passwords (tried on no other principal, from no guessing address): what lets a user
+   * whose account is under attack log in for the first time. 0 turns the reserve off.
+   */
+  cleanPasswordKdcReserve: DEFAULT_GUARD_OPTIONS.cleanReserve,
+  /**
+   * A clean password waits this long before it takes the reserve, and loses it when the
+   * password shows up on another principal meanwhile (a spray's first sighting looks clean).
+   */
+  cleanReserveHoldMs: 250,
+  /** A password tried on this many principals within the guard window is a spray (not clean). */
+  sprayPrincipals: DEFAULT_SPRAY_DETECTOR_OPTIONS.sprayPrincipals,
+  /** Failed logins from one client address (5-field frames) within the guard window that make it suspect (not clean). */
+  suspectAddressFailures: DEFAULT_ADDRESS_REPUTATION_OPTIONS.suspectFailures,
 })
 
 interface FlightOutcome {
@@ -142,6 +173,8 @@ interface Context {
   principal: string | undefined
   cacheHit: boolean
   queueWaitMs: number
+  passwordSprayed: boolean
+  usedCleanReserve: boolean
 }
 
 /** Verdicts the KDC gave that are worth remembering (never `unavailable` ones). */
@@ -151,9 +184,13 @@ const CACHEABLE_INVALID: ReadonlySet<Reason> = new Set<Reason>([
   'password_expired',
   'principal_disabled',
   'principal_locked',
-  'verify_failed',
   'kdc_refused',
+  // Not `verify_failed`: a ticket that does not verify means the KDC is rogue or broken,
+  // not that the password is wrong; caching it would refuse the real password afterwards.
 ])
+
+/** Recent `bad_password` check durations kept to pace `unknown_principal` answers. */
+const PACING_SAMPLES = 256
 
 export class Pipeline implements Authenticator {
   readonly #options: PipelineOptions
@@ -161,10 +198,15 @@ export class Pipeline implements Authenticator {
   readonly #mapper: PrincipalMapper
   readonly #onDecision: ((event: DecisionEvent) => void) | undefined
   readonly #cache: VerdictCache
+  readonly #spray: SprayDetector
+  readonly #reputation: AddressReputation
   readonly #guard: Guard
   readonly #ownStore: GuardStore | undefined
   readonly #flights = new SingleFlight<CacheKey, FlightOutcome>()
   readonly #admission: Admission
+  readonly #pacing: number[] = []
+  #pacingNext = 0
+  #paceLateMs = 0
   #closed = false
 
   constructor(deps: PipelineDeps, options: Partial<PipelineOptions> = {}) {
@@ -174,6 +216,9 @@ export class Pipeline implements Authenticator {
         'SASLGATE_ERR_CONFIG',
         'pipeline: need deadlineMs > answerReserveMs >= 0',
       )
+    }
+    if (!(o.cleanReserveHoldMs >= 0)) {
+      throw new SaslgateError('SASLGATE_ERR_CONFIG', 'pipeline: cleanReserveHoldMs must be >= 0')
     }
     if (!(o.offlineMaxStalenessMs >= 0)) {
       throw new SaslgateError('SASLGATE_ERR_CONFIG', 'pipeline: offlineMaxStalenessMs must be >= 0')
@@ -191,6 +236,18 @@ export class Pipeline implements Authenticator {
       maxNegativeEntries: o.maxNegativeEntries,
       now,
     })
+    this.#spray = new SprayDetector({
+      sprayPrincipals: o.sprayPrincipals,
+      windowMs: o.guardWindowMs,
+      maxEntries: Math.max(1, o.maxNegativeEntries),
+      now,
+    })
+    this.#reputation = new AddressReputation({
+      suspectFailures: o.suspectAddressFailures,
+      windowMs: o.guardWindowMs,
+      maxEntries: Math.max(1, o.maxNegativeEntries),
+      now,
+    })
     if (deps.guardStore === undefined) {
       this.#ownStore = new MemoryGuardStore({ maxPrincipals: o.guardMaxPrincipals, now })
     }
@@ -201,6 +258,7 @@ export class Pipeline implements Authenticator {
       backoffFactor: o.guardBackoffFactor,
       backoffMaxMs: o.guardBackoffMaxMs,
       maxKdcFailuresPerWindow: o.maxKdcFailuresPerWindow,
+      cleanReserve: o.cleanPasswordKdcReserve,
       now,
     })
     this.#admission = new Admission({
@@ -232,7 +290,13 @@ export class Pipeline implements Authenticator {
 
   async authenticate(req: AuthRequest): Promise<AuthResult> {
     const started = performance.now()
-    const ctx: Context = { principal: undefined, cacheHit: false, queueWaitMs: 0 }
+    const ctx: Context = {
+      principal: undefined,
+      cacheHit: false,
+      queueWaitMs: 0,
+      passwordSprayed: false,
+      usedCleanReserve: false,
+    }
     let result: AuthResult
     try {
       result = await this.#decide(req, started, ctx)
@@ -240,6 +304,7 @@ export class Pipeline implements Authenticator {
       if (result.decision !== decisionOf(result.reason)) {
         result = answer('internal_error', 'internal')
       }
+      if (result.decision === 'invalid') this.#reputation.recordFailure(req.clientAddress)
     } catch {
       result = answer('internal_error', 'internal')
     }
@@ -254,6 +319,8 @@ export class Pipeline implements Authenticator {
     this.#admission.close()
     this.#flights.close()
     this.#cache.close()
+    this.#spray.close()
+    this.#reputation.close()
     await this.#guard.close()
     await this.#ownStore?.close()
   }
@@ -277,15 +344,23 @@ export class Pipeline implements Authenticator {
 
     const key = this.#cache.keyFor(principal, req.password)
     const hit = this.#cache.get(key)
+    if (hit?.verdict === 'ok') {
+      ctx.cacheHit = true
+      return answer('cached_ok', 'cache')
+    }
     if (hit !== undefined) {
       ctx.cacheHit = true
-      if (hit.verdict === 'ok') return answer('cached_ok', 'cache')
       await this.#guard.recordFailure(principal)
       return answer('cached_invalid', 'cache')
     }
+    // Every other attempt counts towards spotting a spray (a negative hit is a pair already
+    // counted when it was first tried), whatever answers it below.
+    const sprayed = this.#spray.sighting(principal, req.password)
+    ctx.passwordSprayed = sprayed
 
     const knownGood = this.#cache.staleOk(key, this.#options.offlineMaxStalenessMs)
-    const guard = await this.#guard.check(principal, knownGood)
+    const clean = !knownGood && !sprayed && !this.#reputation.isSuspect(req.clientAddress)
+    const guard = await this.#guard.check(principal, knownGood, clean)
     if (guard.action === 'blocked') {
       return { ...answer('guard_blocked', 'guard'), retryAfterMs: Math.ceil(guard.retryAfterMs) }
     }
@@ -295,15 +370,10 @@ export class Pipeline implements Authenticator {
       return knownGood ? answer('offline_ok', 'offline') : answer('offline_refused', 'offline')
     }
 
-    // Known-good principals first, then clean ones (first-time users), then principals
-    // already failing and passwords already refused for several principals (a storm).
-    const priority: Priority =
-      knownGood || this.#cache.knowsPrincipal(principal)
-        ? 'high'
-        : guard.failures > 0 ||
-            this.#cache.passwordRefusals(req.password) >= this.#options.sprayedPasswordRefusals
-          ? 'low'
-          : 'normal'
+    ctx.usedCleanReserve = guard.reserve
+    // Known-good credentials first, then clean ones (first-time users), then the rest
+    // (sprayed passwords, guessing addresses: a storm).
+    const priority: Priority = knownGood ? 'high' : clean ? 'normal' : 'low'
     const deadline = started + this.#options.deadlineMs - this.#options.answerReserveMs
     const timeout = new AbortController()
     const timer = setTimeout(() => timeout.abort(), Math.max(0, deadline - performance.now()))
@@ -314,7 +384,7 @@ export class Pipeline implements Authenticator {
         principal,
         key,
         (signal) =>
-          this.#leader(principal, req.password, key, priority, knownGood, deadline, signal),
+          this.#leader(principal, req.password, key, priority, knownGood, clean, deadline, signal),
         waiterSignal,
       )
       ctx.queueWaitMs = outcome.queueWaitMs
@@ -337,6 +407,7 @@ export class Pipeline implements Authenticator {
     key: CacheKey,
     priority: Priority,
     knownGood: boolean,
+    clean: boolean,
     deadline: number,
     signal: AbortSignal,
   ): Promise<FlightOutcome> {
@@ -344,7 +415,16 @@ export class Pipeline implements Authenticator {
     // buffer) while others still wait on this flight.
     const password = Buffer.from(callerPassword)
     try {
-      return await this.#forward(principal, password, key, priority, knownGood, deadline, signal)
+      return await this.#forward(
+        principal,
+        password,
+        key,
+        priority,
+        knownGood,
+        clean,
+        deadline,
+        signal,
+      )
     } finally {
       password.fill(0)
     }
@@ -356,15 +436,22 @@ export class Pipeline implements Authenticator {
     key: CacheKey,
     priority: Priority,
     knownGood: boolean,
+    clean: boolean,
     deadline: number,
     signal: AbortSignal,
   ): Promise<FlightOutcome> {
     // Known-good credentials skip the budget: at most one such forward per principal.
-    const reserved = knownGood ? false : await this.#guard.reserveKdc(principal)
+    let reserved = knownGood ? false : await this.#guard.reserveKdc(principal)
+    if (!knownGood && !reserved && clean)
+      reserved = await this.#reserveClean(principal, password, deadline, signal)
     if (!knownGood && !reserved) return { result: answer('guard_budget', 'guard'), queueWaitMs: 0 }
 
+    let verifyStarted = 0
     const admitted = await this.#admission.run(
-      () => this.#verifier.verify(principal, password, signal),
+      () => {
+        verifyStarted = performance.now()
+        return this.#verifier.verify(principal, password, signal)
+      },
       { priority, deadlineMs: deadline, signal },
     )
     const queueWaitMs = admitted.queueWaitMs
@@ -384,16 +471,72 @@ export class Pipeline implements Authenticator {
       return { result: answer('ok', 'kerberos'), queueWaitMs }
     }
     if (decision === 'invalid') {
+      const verifyMs = performance.now() - verifyStarted
       if (CACHEABLE_INVALID.has(reason)) this.#cache.set(key, 'invalid', reason)
-      if (reason === 'bad_password' || reason === 'unknown_principal') {
-        this.#cache.notePasswordRefused(password)
-      }
-      await this.#guard.recordFailure(principal)
+      // A rogue KDC's answer says nothing about the user (and the real KDC counted nothing):
+      // no failure recorded, the budget given back.
+      if (reason !== 'verify_failed') await this.#guard.recordFailure(principal)
+      else if (reserved) await this.#guard.refundKdc(principal)
+      if (reason === 'bad_password') this.#notePacing(verifyMs)
+      else if (reason === 'unknown_principal') await this.#pace(verifyMs, deadline)
       return { result: answer(reason, 'kerberos'), queueWaitMs }
     }
     // Unavailable: give the budget back only when nothing reached a KDC.
     if (reserved && verified.roundTrips === 0) await this.#guard.refundKdc(principal)
     return { result: this.#fallback(key, reason, 'kerberos'), queueWaitMs }
+  }
+
+  #notePacing(ms: number): void {
+    if (this.#pacing.length < PACING_SAMPLES) this.#pacing.push(ms)
+    else this.#pacing[this.#pacingNext] = ms
+    this.#pacingNext = (this.#pacingNext + 1) % PACING_SAMPLES
+  }
+
+  /**
+   * No enumeration by timing: the KDC refuses an unknown name after one round trip and a
+   * wrong password after two plus string-to-key, so an unknown user's `NO` would come
+   * ~4 ms sooner. It is held until its check has lasted as long as a recent wrong-password
+   * check (one picked at random), never past the deadline. Runs after the KDC slot is free.
+   */
+  async #pace(verifyMs: number, deadline: number): Promise<void> {
+    if (this.#pacing.length === 0) return
+    const target = this.#pacing[Math.floor(Math.random() * this.#pacing.length)] as number
+    const now = performance.now()
+    // Aim early by how late recent waits ended (the event loop's lag), so the answer lands on
+    // the sampled duration rather than after it.
+    const until =
+      now +
+      Math.min(target - verifyMs - this.#paceLateMs, deadline - this.#options.answerReserveMs - now)
+    if (until <= now) return
+    if (until - now > 3) await sleep(until - now - 2)
+    // The last stretch at event-loop resolution (timers are ~1 ms coarse).
+    for (let i = 0; i < 10_000 && performance.now() < until; i++)
+      await new Promise((r) => setImmediate(r))
+    const late = performance.now() - until
+    this.#paceLateMs = Math.max(0, Math.min(2, this.#paceLateMs * 0.9 + late * 0.1))
+  }
+
+  /**
+   * Takes a forward from the principal's clean reserve, after a hold: a dictionary word is
+   * clean at its first sighting, and a botnet tries it on other principals within moments.
+   */
+  async #reserveClean(
+    principal: string,
+    password: Buffer,
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const o = this.#options
+    const holdMs = Math.min(o.cleanReserveHoldMs, deadline - o.minCheckMs - performance.now())
+    if (holdMs > 0) {
+      try {
+        await sleep(holdMs, undefined, { signal }) // bounded; keeps a lone check alive
+      } catch {
+        return false // the flight was abandoned
+      }
+    }
+    if (this.#closed || this.#spray.isSprayed(password)) return false
+    return this.#guard.reserveKdc(principal, true)
   }
 
   /** An `unavailable` answer, unless the credentials are known good (then `offline_ok`). */
@@ -416,6 +559,8 @@ export class Pipeline implements Authenticator {
         latencyMs,
         cacheHit: ctx.cacheHit,
         queueWaitMs: ctx.queueWaitMs,
+        passwordSprayed: ctx.passwordSprayed,
+        usedCleanReserve: ctx.usedCleanReserve,
       })
     } catch {
       // A broken hook must not change or delay the decision.

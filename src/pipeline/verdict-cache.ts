@@ -26,10 +26,7 @@ import { type Reason, SaslgateError } from '../errors.js'
  * Positive and negative entries live in two separate LRU maps, so a flood of negative
  * verdicts (a storm on many unknown principals) can never evict a known-good entry.
  *
- * It also counts, per password alone (keyed with a second random key, same rules), how
- * many KDC refusals it met within the negative TTL: a dictionary password sprayed over
- * many principals stands out, and admission queues such checks behind the others. This
- * only orders work; it never decides a request.
+ * Spotting passwords sprayed over many principals is spray-detector.ts's job.
  */
 
 export type Verdict = 'ok' | 'invalid'
@@ -117,9 +114,6 @@ export class VerdictCache {
   readonly #negative = new Map<string, Entry>()
   /** principal -> digests of its positive entries. */
   readonly #positiveByPrincipal = new Map<string, Set<string>>()
-  #sprayKey: Buffer | undefined = randomBytes(32)
-  /** HMAC(spray key, password) -> refusals; Map order is LRU order. */
-  readonly #sprayed = new Map<string, { refusals: number; lastAt: number }>()
 
   constructor(options: Partial<VerdictCacheOptions> = {}) {
     const o = { ...DEFAULT_VERDICT_CACHE_OPTIONS, ...options }
@@ -240,30 +234,6 @@ export class VerdictCache {
     }
   }
 
-  /** Counts one KDC refusal of this password (any principal). */
-  notePasswordRefused(password: Buffer): void {
-    const digest = this.#sprayDigest(password)
-    if (digest === undefined) return
-    const now = this.#options.now()
-    const seen = this.#sprayed.get(digest)
-    const fresh = seen !== undefined && now - seen.lastAt <= this.#options.negativeTtlMs
-    this.#sprayed.delete(digest)
-    this.#sprayed.set(digest, { refusals: fresh ? seen.refusals + 1 : 1, lastAt: now })
-    while (this.#sprayed.size > this.#options.maxNegativeEntries) {
-      const oldest = this.#sprayed.keys().next().value
-      if (oldest === undefined) break
-      this.#sprayed.delete(oldest)
-    }
-  }
-
-  /** KDC refusals of this password (any principal) within the negative TTL. */
-  passwordRefusals(password: Buffer): number {
-    const digest = this.#sprayDigest(password)
-    const seen = digest === undefined ? undefined : this.#sprayed.get(digest)
-    if (seen === undefined) return 0
-    return this.#options.now() - seen.lastAt <= this.#options.negativeTtlMs ? seen.refusals : 0
-  }
-
   /** Entry counts (for metrics). */
   stats(): { positive: number; negative: number } {
     return { positive: this.#positive.size, negative: this.#negative.size }
@@ -273,7 +243,6 @@ export class VerdictCache {
     this.#positive.clear()
     this.#negative.clear()
     this.#positiveByPrincipal.clear()
-    this.#sprayed.clear()
   }
 
   /** Drops every entry and wipes the process key. Idempotent. */
@@ -281,13 +250,6 @@ export class VerdictCache {
     this.clear()
     this.#hmacKey?.fill(0)
     this.#hmacKey = undefined
-    this.#sprayKey?.fill(0)
-    this.#sprayKey = undefined
-  }
-
-  #sprayDigest(password: Buffer): string | undefined {
-    if (this.#sprayKey === undefined) return undefined
-    return createHmac('sha256', this.#sprayKey).update(password).digest('base64')
   }
 
   #deletePositive(digest: string): void {

@@ -74,6 +74,8 @@ export interface Bucket {
   legitP99Ms: number
   legitTimeouts: number
   botAnswers: number
+  /** p99 latency of the requests started in this bucket, per class (0 when none). */
+  p99ByClassMs: Record<string, number>
 }
 
 export interface LoadReport {
@@ -239,12 +241,19 @@ function buildReport(
     const hi = lo + spec.bucketMs
     const inB = samples.filter((s) => s.startMs >= lo && s.startMs < hi)
     const legit = inB.filter((s) => s.legit)
+    const p99ByClassMs: Record<string, number> = {}
+    for (const name of names) {
+      p99ByClassMs[name] = summarize(
+        inB.filter((s) => s.cls === name).map((s) => s.r.latencyMs),
+      ).p99
+    }
     series.push({
       tMs: lo,
       legitCount: legit.length,
       legitP99Ms: summarize(legit.map((s) => s.r.latencyMs)).p99,
       legitTimeouts: legit.filter((s) => s.r.timedOut).length,
       botAnswers: inB.filter((s) => !s.legit && !s.r.timedOut && s.r.error === undefined).length,
+      p99ByClassMs,
     })
   }
   return { elapsedMs: Math.round(elapsedMs), requests: samples.length, classes, series }

@@ -35,6 +35,8 @@ export interface Target {
 /** SASLGATE_* variables of every benchmarked saslgate (per-decision logs are at debug level). */
 export const DEFAULT_SASLGATE_BENCH_ENV: Readonly<Record<string, string>> = {
   SASLGATE_LOG_LEVEL: 'info',
+  // The decision path alone; bench/telemetry-overhead.ts measures tracing.
+  OTEL_SDK_DISABLED: 'true',
 }
 
 export async function startTarget(options: TargetOptions): Promise<Target> {

@@ -20,6 +20,11 @@ const USERS = Array.from({ length: 20 }, (_, i) => ({
   name: `user${i}`,
   password: `Real-pw-${i}-x`,
 }))
+/** Users who never log in before the storm on their accounts. */
+const FRESH = Array.from({ length: 10 }, (_, i) => ({
+  name: `fresh${i}`,
+  password: `Fresh-pw-${i}-y`,
+}))
 let realm: Realm
 const closers: Array<() => Promise<void>> = []
 
@@ -27,6 +32,7 @@ before(async () => {
   realm = await startRealm({
     users: [
       ...USERS,
+      ...FRESH,
       { name: 'alice', password: 'Alice-pw-1' },
       { name: 'bob', password: 'Bob-pw-1' },
     ],
@@ -126,6 +132,53 @@ describe('pipeline with a real KDC', () => {
       assert.equal((await login(pipeline, u.name, u.password)).decision, 'ok', u.name)
     // ... and the KDC itself has locked none of them out.
     for (const u of USERS) {
+      const r = await verifier.verify(
+        `${u.name}@${realm.name}`,
+        Buffer.from(u.password),
+        AbortSignal.timeout(2000),
+      )
+      assert.equal(r.reason, 'ok', `${u.name}: ${r.reason}`)
+    }
+  })
+
+  test('a first-time user gets in during a storm on their account; the KDC sees at most the budget', async () => {
+    const budget = 3
+    const { pipeline, verifier } = build(direct(), { maxKdcFailuresPerWindow: budget })
+    const dictionary = Array.from({ length: 30 }, (_, i) => `dictionary-word-${i}`)
+    let next = 0
+    let falseAccepts = 0
+    const storm = (until: number) => async () => {
+      while (next < until) {
+        const i = next++
+        const login = i % 3 === 2 ? `nosuch${i % 50}` : FRESH[i % FRESH.length]!.name
+        const r = await login_(login, dictionary[(i * 7) % dictionary.length]!)
+        if (r.decision === 'ok') falseAccepts++
+      }
+    }
+    const login_ = (user: string, password: string) => login(pipeline, user, password)
+    await Promise.all(Array.from({ length: 30 }, storm(600)))
+    const failed = async (user: string) =>
+      Number(/Failed password attempts: (\d+)/.exec(await realm.kadmin(`getprinc ${user}`))?.[1])
+    for (const u of FRESH) {
+      const n = await failed(u.name)
+      assert.ok(n <= budget, `${u.name}: ${n} wrong passwords reached the KDC`)
+      const r = await login_(u.name, dictionary[0]!)
+      assert.notEqual(r.decision, 'ok')
+    }
+    // The storm goes on while each real user logs in for the first time.
+    const users = FRESH.map(async (u, k) => {
+      await new Promise((resolve) => setTimeout(resolve, k * 20))
+      return login_(u.name, u.password)
+    })
+    const [results] = await Promise.all([
+      Promise.all(users),
+      Promise.all(Array.from({ length: 30 }, storm(1200))),
+    ])
+    for (const [k, r] of results.entries())
+      assert.equal(r.decision, 'ok', `${FRESH[k]!.name}: ${r.reason}`)
+    assert.equal(falseAccepts, 0)
+    // The KDC has locked none of them out.
+    for (const u of FRESH) {
       const r = await verifier.verify(
         `${u.name}@${realm.name}`,
         Buffer.from(u.password),

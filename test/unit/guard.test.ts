@@ -49,7 +49,12 @@ describe('Guard', () => {
   })
 
   test('the KDC budget is atomic, refundable and ends with the window', async () => {
-    const { c, guard } = setup({ maxKdcFailuresPerWindow: 3, windowMs: 10_000, threshold: 100 })
+    const { c, guard } = setup({
+      maxKdcFailuresPerWindow: 3,
+      cleanReserve: 0,
+      windowMs: 10_000,
+      threshold: 100,
+    })
     const taken = await Promise.all(Array.from({ length: 10 }, () => guard.reserveKdc('bob@EX')))
     assert.equal(taken.filter(Boolean).length, 3, 'concurrent reservations cannot overshoot')
     assert.equal((await guard.check('bob@EX', false)).action, 'budget')
@@ -64,6 +69,52 @@ describe('Guard', () => {
     assert.equal((await guard.check('bob@EX', false)).action, 'budget', 'window slid')
     c.advance(1001)
     assert.equal((await guard.check('bob@EX', false)).action, 'pass', 'window over')
+  })
+
+  test('the clean reserve: sprayed guesses stop early, clean ones may finish the budget', async () => {
+    const { guard } = setup({ maxKdcFailuresPerWindow: 3, cleanReserve: 2, threshold: 100 })
+    assert.equal(await guard.reserveKdc('alice@EX'), true, 'one ordinary forward')
+    assert.equal(await guard.reserveKdc('alice@EX'), false, 'the rest is reserved')
+    assert.equal((await guard.check('alice@EX', false)).action, 'budget')
+    const clean = await guard.check('alice@EX', false, true)
+    assert.deepEqual(clean, { action: 'pass', failures: 0, reserve: true })
+    const taken = await Promise.all(
+      Array.from({ length: 10 }, () => guard.reserveKdc('alice@EX', true)),
+    )
+    assert.equal(taken.filter(Boolean).length, 2, 'the total never exceeds the budget')
+    assert.equal((await guard.check('alice@EX', false, true)).action, 'budget')
+  })
+
+  test('clean credentials pass the backoff while the budget lasts', async () => {
+    const { guard } = setup({ maxKdcFailuresPerWindow: 3, cleanReserve: 2, threshold: 2 })
+    assert.equal(await guard.reserveKdc('bob@EX'), true)
+    for (let i = 0; i < 10; i++) await guard.recordFailure('bob@EX')
+    assert.equal((await guard.check('bob@EX', false)).action, 'blocked')
+    const d = await guard.check('bob@EX', false, true)
+    assert.equal(d.action === 'pass' && d.reserve, true)
+    assert.equal(await guard.reserveKdc('bob@EX', true), true)
+    assert.equal(await guard.reserveKdc('bob@EX', true), true)
+    assert.equal((await guard.check('bob@EX', false, true)).action, 'blocked', 'budget used up')
+  })
+
+  test('the reserve always leaves one forward open to any password', async () => {
+    const { guard } = setup({ maxKdcFailuresPerWindow: 2, cleanReserve: 5, threshold: 100 })
+    assert.equal(await guard.reserveKdc('carol@EX'), true)
+    assert.equal(await guard.reserveKdc('carol@EX'), false)
+    assert.equal(await guard.reserveKdc('carol@EX', true), true)
+    assert.equal(await guard.reserveKdc('carol@EX', true), false)
+  })
+
+  test('without a reserve clean credentials get nothing more', async () => {
+    for (const options of [
+      { maxKdcFailuresPerWindow: 3, cleanReserve: 0 },
+      { maxKdcFailuresPerWindow: 1, cleanReserve: 2 },
+    ]) {
+      const { guard } = setup({ ...options, threshold: 1 })
+      assert.equal(await guard.reserveKdc('dave@EX', true), true)
+      await guard.recordFailure('dave@EX')
+      assert.equal((await guard.check('dave@EX', false, true)).action, 'blocked')
+    }
   })
 
   test('success resets the principal', async () => {
@@ -87,7 +138,13 @@ describe('Guard', () => {
 
   test('refuses nonsense options', () => {
     const store = new MemoryGuardStore()
-    for (const bad of [{ threshold: 0 }, { maxKdcFailuresPerWindow: 0 }, { backoffFactor: 0.5 }]) {
+    for (const bad of [
+      { threshold: 0 },
+      { maxKdcFailuresPerWindow: 0 },
+      { backoffFactor: 0.5 },
+      { cleanReserve: -1 },
+      { cleanReserve: 1.5 },
+    ]) {
       assert.throws(
         () => new Guard(store, bad),
         (e) => isSaslgateError(e, 'SASLGATE_ERR_CONFIG'),

@@ -304,36 +304,125 @@ describe('Pipeline', () => {
     assert.ok(shed.every((r) => r.decision === 'unavailable' && r.stage === 'admission'))
   })
 
-  test('a first-time user goes ahead of guesses on failing principals and sprayed passwords', async () => {
-    const { verifier, auth, pipeline } = rig({
-      maxKdcInFlight: 1,
-      maxKdcFailuresPerWindow: 10,
-      sprayedPasswordRefusals: 2,
-    })
+  test('a first-time user goes ahead of sprayed guesses', async () => {
+    const { verifier, auth, pipeline } = rig({ maxKdcInFlight: 1, maxKdcFailuresPerWindow: 10 })
     verifier.users.set('newbie@EX.TEST', 'unique-pw')
+    // 'first' is tried on two principals: a spray from now on, for anyone.
     for (const bot of ['bot1', 'bot2']) assert.equal((await auth(bot, 'first')).decision, 'invalid')
-    // 'sprayed' was refused for two principals: it now queues last for anyone.
-    for (const bot of ['x1', 'x2']) await auth(bot, 'sprayed')
     let release!: () => void
     verifier.hold = new Promise<void>((resolve) => {
       release = resolve
     })
     const blocker = auth('someone', 'pw')
     for (let i = 0; i < 200 && verifier.inFlight === 0; i++) await sleep(1)
-    const guesses = [auth('bot1', 'second'), auth('bot2', 'second'), auth('fresh', 'sprayed')]
+    const guesses = [auth('bot3', 'first'), auth('bot4', 'first')]
     const newbie = auth('newbie', 'unique-pw')
-    for (let i = 0; i < 200 && pipeline.stats().queued < 4; i++) await sleep(1)
-    assert.equal(pipeline.stats().queued, 4)
+    for (let i = 0; i < 200 && pipeline.stats().queued < 3; i++) await sleep(1)
+    assert.equal(pipeline.stats().queued, 3)
     release()
     assert.equal((await newbie).decision, 'ok')
     await Promise.all([blocker, ...guesses])
-    assert.deepEqual(verifier.seenPasswords.slice(-5), [
-      'pw',
-      'unique-pw',
-      'second',
-      'second',
-      'sprayed',
-    ])
+    assert.deepEqual(verifier.seenPasswords.slice(-4), ['pw', 'unique-pw', 'first', 'first'])
+  })
+
+  test('first-time users get in during a storm on their accounts; the budget holds', async () => {
+    const budget = 3
+    const { verifier, auth, events } = rig({
+      maxKdcFailuresPerWindow: budget,
+      cleanReserveHoldMs: 20,
+    })
+    verifier.latencyMs = 1
+    const users = Array.from({ length: 20 }, (_, i) => `user${i}`)
+    for (const u of users) verifier.users.set(`${u}@EX.TEST`, `secret-${u}`)
+    const dictionary = Array.from({ length: 40 }, (_, i) => `dict${i}`)
+    const guess = (i: number) => auth(users[i % 20]!, dictionary[(i * 7 + (i >> 4)) % 40]!)
+    // The storm starts: every account is blocked and its ordinary budget used up ...
+    for (let i = 0; i < 1000; i += 100) {
+      const batch = await Promise.all(Array.from({ length: 100 }, (_, j) => guess(i + j)))
+      assert.ok(batch.every((r) => r.decision === 'invalid'))
+    }
+    for (const ghost of ['ghost1', 'ghost2']) await auth(ghost, 'one-more-word')
+    for (const u of users) {
+      const r = await auth(u, 'one-more-word')
+      assert.equal(r.stage, 'guard', `${u} is blocked for sprayed guesses`)
+    }
+    // ... and every real user logs in for the first time while it goes on.
+    for (let i = 1000; i < 2000; i += 100) {
+      const batch = Array.from({ length: 100 }, (_, j) => guess(i + j))
+      const legit = users.slice((i - 1000) / 50, (i - 1000) / 50 + 2)
+      const logins = legit.map((u) => auth(u, `secret-${u}`))
+      for (const r of await Promise.all(batch)) assert.equal(r.decision, 'invalid')
+      for (const [k, r] of (await Promise.all(logins)).entries()) {
+        assert.equal(r.decision, 'ok', `${legit[k]}: ${r.reason}`)
+      }
+    }
+    for (const u of users) {
+      const forwarded = verifier.wrongForwarded.get(`${u}@EX.TEST`) ?? 0
+      assert.ok(forwarded <= budget, `${u}: ${forwarded} wrong passwords reached the KDC`)
+    }
+    assert.ok(events.some((e) => e.usedCleanReserve && e.reason === 'ok'))
+    assert.ok(events.some((e) => e.passwordSprayed))
+  })
+
+  test('a clean password waits before the reserve, and loses it when it is sprayed meanwhile', async () => {
+    const { verifier, auth } = rig({ maxKdcFailuresPerWindow: 3, cleanReserveHoldMs: 100 })
+    for (const bot of ['x1', 'x2', 'victim']) await auth(bot, 'sprayed-word')
+    assert.equal(verifier.wrongForwarded.get('victim@EX.TEST'), 1, 'the ordinary forward')
+    const t0 = performance.now()
+    const held = auth('victim', 'new-dictionary-word')
+    await sleep(20)
+    await auth('x3', 'new-dictionary-word')
+    const r = await held
+    assert.equal(r.reason, 'guard_budget')
+    assert.ok(performance.now() - t0 >= 90, 'held')
+    assert.equal(verifier.wrongForwarded.get('victim@EX.TEST'), 1)
+    assert.equal((await auth('victim', 'still-unique')).reason, 'unknown_principal')
+    assert.equal(verifier.wrongForwarded.get('victim@EX.TEST'), 2, 'from the reserve')
+  })
+
+  test('a typo under attack still leaves the right password a KDC check', async () => {
+    const { verifier, auth } = rig({ maxKdcFailuresPerWindow: 3, guardThreshold: 2 })
+    verifier.users.set('alice@EX.TEST', 'Alice-right-1')
+    for (const bot of ['x1', 'x2', 'alice']) {
+      for (const w of ['123456', 'password', 'qwerty', 'letmein']) await auth(bot, w)
+    }
+    for (const bot of ['x1', 'x2']) await auth(bot, 'dragon')
+    assert.equal((await auth('alice', 'dragon')).stage, 'guard', 'sprayed words are refused')
+    assert.equal(
+      (await auth('alice', 'Alice-rihgt-1')).reason,
+      'bad_password',
+      'the typo is checked',
+    )
+    assert.equal((await auth('alice', 'Alice-right-1')).reason, 'ok')
+    assert.ok((verifier.wrongForwarded.get('alice@EX.TEST') ?? 0) <= 3)
+  })
+
+  test('unique guesses can use up the reserve, never more than the budget', async () => {
+    const { verifier, auth } = rig({ maxKdcFailuresPerWindow: 3 })
+    verifier.users.set('alice@EX.TEST', 'Alice-right-1')
+    for (let i = 0; i < 50; i++) await auth('alice', `unique-guess-${i}`)
+    assert.equal(verifier.wrongForwarded.get('alice@EX.TEST'), 3)
+    assert.ok((verifier.failCount.get('alice@EX.TEST') ?? 0) < verifier.maxFailure)
+    // The limit of the rule: guesses that look like a real user's password burn the reserve.
+    assert.equal((await auth('alice', 'Alice-right-1')).stage, 'guard')
+  })
+
+  test('a guessing client address never gets the reserve', async () => {
+    const { verifier, pipeline } = rig({ maxKdcFailuresPerWindow: 3, suspectAddressFailures: 3 })
+    verifier.users.set('alice@EX.TEST', 'Alice-right-1')
+    const from = (login: string, password: string, clientAddress: string) =>
+      pipeline.authenticate({ ...request(login, password), clientAddress })
+    const bot = '203.0.113.9;40000'
+    for (const w of ['123456', 'password', 'qwerty']) await from(`x-${w}`, w, bot)
+    assert.equal(verifier.calls, 3)
+    // alice's ordinary budget goes to a sprayed word; then the bot tries a unique password.
+    await from('alice', '123456', '198.51.100.1;1')
+    const calls = verifier.calls
+    const r = await from('alice', 'Alice-right-1', '203.0.113.9;40001')
+    assert.equal(r.stage, 'guard')
+    assert.equal(verifier.calls, calls, 'no KDC check from a guessing address')
+    const ok = await from('alice', 'Alice-right-1', '192.0.2.20;51000')
+    assert.equal(ok.reason, 'ok', 'the same password from a clean address')
   })
 
   test('a shed check gives its KDC budget back', async () => {

@@ -103,23 +103,6 @@ describe('VerdictCache', () => {
     for (const k of [pos[0]!, pos[2]!, pos[3]!]) assert.equal(cache.get(k)?.verdict, 'ok')
   })
 
-  test('counts refusals of a password across principals, within the negative TTL', () => {
-    const c = clock()
-    const cache = new VerdictCache({ negativeTtlMs: 1000, maxNegativeEntries: 10, now: c.now })
-    const sprayed = Buffer.from('123456')
-    assert.equal(cache.passwordRefusals(sprayed), 0)
-    for (let i = 0; i < 4; i++) cache.notePasswordRefused(sprayed)
-    assert.equal(cache.passwordRefusals(sprayed), 4)
-    assert.equal(cache.passwordRefusals(Buffer.from('1234567')), 0)
-    c.advance(1001)
-    assert.equal(cache.passwordRefusals(sprayed), 0, 'forgotten after the negative TTL')
-    cache.notePasswordRefused(sprayed)
-    assert.equal(cache.passwordRefusals(sprayed), 1, 'counting starts again')
-    for (let i = 0; i < 50; i++) cache.notePasswordRefused(Buffer.from(`other${i}`))
-    assert.equal(cache.passwordRefusals(sprayed), 0, 'bounded: evicted')
-    assert.ok(!inspect(cache, { showHidden: true }).includes('123456'))
-  })
-
   test('neither the cache nor a key shows the password, the key or the digest', () => {
     const cache = new VerdictCache()
     const key = cache.keyFor('alice@EX', Buffer.from(PASSWORD))

@@ -1,0 +1,190 @@
+/**
+ * No user enumeration, by reply or by timing, through the saslauthd socket of single-host
+ * mode against a real MIT KDC.
+ *
+ * Over ENUM_TRIES tries each (1,000 unless the variable lowers it for a quick local run),
+ * "unknown user" and "real user, wrong password" must give byte-identical replies, and
+ * latency distributions that neither a Kolmogorov-Smirnov nor a Mann-Whitney test tells
+ * apart at p < 0.01 (src/testing/two-sample.ts). Requests of the two kinds alternate (in a
+ * random order per pair) so drift hits both alike; each is a new connection, like libsasl2.
+ *
+ *   - warm verdict cache: the same wrong password again and again (answered from the
+ *     negative cache after the first try);
+ *   - cold verdict cache: what an enumerating attacker does, one guess per name: every try
+ *     a different principal (1,000 real users with random keys vs 1,000 unknown names of the
+ *     same length) and a different password, so each one goes to the KDC;
+ *   - one name, many passwords: distinct passwords against one real and one unknown name
+ *     (the per-principal guard's budget and backoff take over after a few).
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, type TestContext, test } from 'node:test'
+import { decodeReply, encodeRequest } from '../../src/saslauthd/codec.js'
+import { seededRandom } from '../../src/storm/stats.js'
+import { type Realm, startRealm } from '../../src/testing/realm.js'
+import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import { ksTwoSample, mannWhitneyU, quantile } from '../../src/testing/two-sample.js'
+
+const TRIES = Number(process.env.ENUM_TRIES ?? 1000)
+const WARMUP = 100
+const ALPHA = 0.01
+const OTEL_OFF = { OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none' }
+
+let realm: Realm
+let dir: string
+let gate: SaslgateProcess
+let socket: string
+
+/** Real users `bulk0001`... (random keys, pre-authentication required), 8 characters. */
+const realName = (i: number) => `bulk${String(i).padStart(4, '0')}`
+/** Unknown names of the same length. */
+const unknownName = (i: number) => `nosu${String(i).padStart(4, '0')}`
+
+before(async () => {
+  realm = await startRealm({
+    users: [{ name: 'alice', password: 'Enum-alice-pw-1' }],
+    randomKeyUsers: TRIES + WARMUP,
+  })
+  dir = await mkdtemp(join(tmpdir(), 'saslgate-enum-'))
+  socket = join(dir, 'mux')
+  gate = await startSaslgate({
+    args: [
+      'serve',
+      '--saslauthd-socket',
+      socket,
+      '--set',
+      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
+    ],
+    env: { ...realm.env, ...OTEL_OFF },
+  })
+})
+
+after(async () => {
+  await gate?.stop(5000)
+  await realm?.close()
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+})
+
+/** One request on a new connection; the reply's bytes and the time to the whole reply. */
+function ask(login: string, password: string): Promise<{ reply: Buffer; ms: number }> {
+  const frame = encodeRequest({ login, password, service: 'imap', realm: '' })
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    const s = connect(socket)
+    let buf = Buffer.alloc(0)
+    const timer = setTimeout(() => {
+      s.destroy()
+      reject(new Error(`no reply for ${login} within 5 s`))
+    }, 5000)
+    s.on('connect', () => s.write(frame))
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d])
+      const r = decodeReply(buf)
+      if (r.status === 'reply') {
+        const ms = performance.now() - t0
+        clearTimeout(timer)
+        s.destroy()
+        resolve({ reply: buf.subarray(0, r.bytes), ms })
+      }
+    })
+    s.on('error', (err) => {
+      clearTimeout(timer)
+      reject(err)
+    })
+  })
+}
+
+interface Pair {
+  unknown: { login: string; password: string }
+  wrong: { login: string; password: string }
+}
+
+interface Comparison {
+  unknownMs: number[]
+  wrongMs: number[]
+  replies: Set<string>
+}
+
+/** Runs the pairs, alternating the order of the two kinds at random. */
+async function compare(pairs: Pair[], seed: number): Promise<Comparison> {
+  const rand = seededRandom(seed)
+  const out: Comparison = { unknownMs: [], wrongMs: [], replies: new Set() }
+  for (const p of pairs) {
+    const order = rand() < 0.5 ? (['unknown', 'wrong'] as const) : (['wrong', 'unknown'] as const)
+    for (const kind of order) {
+      const r = await ask(p[kind].login, p[kind].password)
+      out.replies.add(r.reply.toString('hex'))
+      ;(kind === 'unknown' ? out.unknownMs : out.wrongMs).push(r.ms)
+    }
+  }
+  return out
+}
+
+function verdict(t: TestContext, label: string, c: Comparison): void {
+  const ks = ksTwoSample(c.unknownMs, c.wrongMs)
+  const mw = mannWhitneyU(c.unknownMs, c.wrongMs)
+  const q = (xs: number[], p: number) => quantile(xs, p).toFixed(2)
+  const line =
+    `${label}: ${c.unknownMs.length} + ${c.wrongMs.length} tries; ` +
+    `unknown p10/p50/p90 ${q(c.unknownMs, 0.1)}/${q(c.unknownMs, 0.5)}/${q(c.unknownMs, 0.9)} ms, ` +
+    `wrong password ${q(c.wrongMs, 0.1)}/${q(c.wrongMs, 0.5)}/${q(c.wrongMs, 0.9)} ms; ` +
+    `KS D=${ks.d.toFixed(3)} p=${ks.pValue.toExponential(2)} (faster: ${ks.faster === 'a' ? 'unknown' : ks.faster === 'b' ? 'wrong password' : '-'}), ` +
+    `Mann-Whitney p=${mw.pValue.toExponential(2)} P(unknown faster)=${mw.commonLanguageEffect.toFixed(3)}`
+  t.diagnostic(line)
+  assert.equal(c.replies.size, 1, `${label}: replies differ: ${[...c.replies].join(' vs ')}`)
+  const [only] = [...c.replies]
+  assert.equal(
+    Buffer.from(only as string, 'hex')
+      .subarray(2)
+      .toString(),
+    'NO authentication failed',
+  )
+  assert.ok(ks.pValue >= ALPHA && mw.pValue >= ALPHA, `timing tells them apart: ${line}`)
+}
+
+describe(`no enumeration: unknown user vs wrong password, ${TRIES} tries each`, () => {
+  before(async () => {
+    // JIT and connection paths warm, on names and passwords no measured try uses.
+    for (let i = 0; i < 50; i++) {
+      await ask(unknownName(9000 + i), `warm-up-${i}`)
+      await ask('alice', `warm-up-${i}`)
+    }
+  })
+
+  test('warm verdict cache (the same wrong password again and again)', async (t) => {
+    const pair: Pair = {
+      unknown: { login: unknownName(9999), password: 'Repeated-guess-1' },
+      wrong: { login: realName(1), password: 'Repeated-guess-1' },
+    }
+    for (let i = 0; i < WARMUP; i++) await compare([pair], i) // first tries hit the KDC
+    verdict(
+      t,
+      'warm',
+      await compare(
+        Array.from({ length: TRIES }, () => pair),
+        1,
+      ),
+    )
+  })
+
+  test('cold verdict cache (one guess per name, every password different)', async (t) => {
+    const pairs = (from: number, n: number, tag: string): Pair[] =>
+      Array.from({ length: n }, (_, i) => ({
+        unknown: { login: unknownName(from + i), password: `Cold-${tag}-${from + i}-x` },
+        wrong: { login: realName(from + i), password: `Cold-${tag}-${from + i}-y` },
+      }))
+    await compare(pairs(TRIES + 1, WARMUP - 1, 'w'), 2) // warm-up names, not measured
+    verdict(t, 'cold', await compare(pairs(2, TRIES - 1, 'm'), 3))
+  })
+
+  test('one name, many passwords (the guard takes over after a few)', async (t) => {
+    const pairs = Array.from({ length: TRIES }, (_, i) => ({
+      unknown: { login: unknownName(9998), password: `Guess-${i}-x` },
+      wrong: { login: 'alice', password: `Guess-${i}-y` },
+    }))
+    verdict(t, 'guarded', await compare(pairs, 4))
+  })
+})
