@@ -185,6 +185,20 @@ export class Observability {
    * local pipeline only what the pipeline never saw (malformed frames, listener limits).
    */
   onListenerDecision(e: SaslauthdDecisionEvent, pipelineCounts: boolean): void {
+    // At debug level: what the client sent (no password), for wire-level troubleshooting.
+    if (this.#logger.isLevelEnabled('debug'))
+      this.#logger.debug(
+        {
+          login: e.login === undefined ? undefined : this.principal(e.login),
+          service: e.service,
+          realm: e.realm,
+          fields: e.fieldCount,
+          decision: e.decision,
+          reason: e.reason,
+          ms: Math.round(e.latencyMs * 10) / 10,
+        },
+        'saslauthd request',
+      )
     const pipelineSaw = e.stage !== 'decode' && e.stage !== 'listener'
     if (pipelineCounts && pipelineSaw) return
     this.metrics.recordDecision(e)

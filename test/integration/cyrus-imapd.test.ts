@@ -128,7 +128,7 @@ async function login(cyrus: TestCyrus, user: string, password: string): Promise<
 }
 
 /**
- * The saslgate decision log lines (debug level) after `from` chars of its output, once there are
+ * saslgate's `saslauthd request` log lines (debug level, logins in plain) after `from` chars of its output, once there are
  * `count` of them (the log line may land just after the reply; bounded wait).
  */
 async function decisions(
@@ -143,7 +143,7 @@ async function decisions(
       .output()
       .slice(from)
       .split('\n')
-      .filter((l) => l.includes('"msg":"decision"'))
+      .filter((l) => l.includes('"msg":"saslauthd request"'))
       .map((l) => JSON.parse(l) as Record<string, unknown>)
     if (lines.length >= count || Date.now() > deadline) return lines
     await sleep(20)
@@ -212,8 +212,10 @@ describe('Cyrus imapd -> saslgate serve -> MIT KDC', { skip: unavailable }, () =
         `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
         '--set',
         'log.level=debug',
+        '--set',
+        'telemetry.principals=plain',
       ],
-      env: { ...realm.env },
+      env: { ...realm.env, OTEL_SDK_DISABLED: 'true' },
       keepAllOutput: true,
     })
     plain = await startCyrus({ saslauthdSocket: socket })
