@@ -217,6 +217,36 @@ export const SCHEMA = {
       60_000,
       'First guess of a check duration before any was measured.',
     ),
+    kdcStartSpacingMaxMs: i(
+      P.kdcStartSpacingMaxMs,
+      0,
+      10_000,
+      'Longest gap kept between two KDC check starts (spreads bursts); 0 starts checks at once.',
+    ),
+    cleanPasswordKdcReserve: i(
+      P.cleanPasswordKdcReserve,
+      0,
+      1000,
+      'Of maxKdcFailuresPerWindow, KDC checks kept for passwords tried nowhere else: lets users under attack log in for the first time; 0 off.',
+    ),
+    cleanReserveHoldMs: i(
+      P.cleanReserveHoldMs,
+      0,
+      10_000,
+      'A clean password waits this long before taking the reserve (a spray shows on a second principal meanwhile).',
+    ),
+    sprayPrincipals: i(
+      P.sprayPrincipals,
+      2,
+      1000,
+      'A password tried on this many principals within the guard window is a spray, never clean.',
+    ),
+    suspectAddressFailures: i(
+      P.suspectAddressFailures,
+      1,
+      1_000_000,
+      'Failed logins from one client address (5-field frames) in the window that make its passwords not clean.',
+    ),
   },
   service: {
     listen: s(

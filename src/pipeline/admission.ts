@@ -26,6 +26,13 @@ import { SaslgateError } from '../errors.js'
  * The mean only applies to queued requests, so a slow spell cannot shed everything for
  * good: a free slot always takes a request, and its duration updates the mean.
  *
+ * Starts are paced: two checks start at least `mean / maxInFlight` apart (at most
+ * `maxStartSpacingMs`; 0 turns pacing off), the rate the cap allows anyway. Without it,
+ * checks that start together finish together (a KDC at a fixed distance sends their replies
+ * in one burst), the next ones start together again, and every burst of replies (string-to-
+ * key, libkrb5 steps) holds up the cache hits on the same event loop and cores. Paced, the
+ * same work arrives evenly.
+ *
  * Never nest `run` calls on the same instance (a check that itself waits for a slot of
  * the same semaphore can deadlock when every slot is held by such checks).
  */
@@ -43,6 +50,8 @@ export interface AdmissionOptions {
   minCheckMs: number
   /** Initial value of the running mean check time (used for the start estimate). */
   initialCheckEstimateMs: number
+  /** Longest gap enforced between two check starts (pacing); 0 = no pacing. */
+  maxStartSpacingMs: number
   /** Monotonic clock (ms); same clock as the deadlines handed to `run`. */
   now: () => number
 }
@@ -52,6 +61,7 @@ export const DEFAULT_ADMISSION_OPTIONS: Readonly<AdmissionOptions> = Object.free
   maxQueue: 256,
   minCheckMs: 50,
   initialCheckEstimateMs: 100,
+  maxStartSpacingMs: 20,
   now: () => performance.now(),
 })
 
@@ -81,9 +91,9 @@ export class Admission {
   #meanCheckMs: number
   #shed = 0
   #closed = false
+  /** Earliest start of the next check (pacing). */
   #nextStartAt = 0
   #pumpTimer: NodeJS.Timeout | undefined
-  readonly #pace = process.env.P5_PACE === '1'
 
   constructor(options: Partial<AdmissionOptions> = {}) {
     const o = { ...DEFAULT_ADMISSION_OPTIONS, ...options }
@@ -93,7 +103,7 @@ export class Admission {
     if (!Number.isInteger(o.maxQueue) || o.maxQueue < 0) {
       throw new SaslgateError('SASLGATE_ERR_CONFIG', 'admission: maxQueue must be >= 0')
     }
-    if (!(o.minCheckMs >= 0) || !(o.initialCheckEstimateMs >= 0)) {
+    if (!(o.minCheckMs >= 0) || !(o.initialCheckEstimateMs >= 0) || !(o.maxStartSpacingMs >= 0)) {
       throw new SaslgateError('SASLGATE_ERR_CONFIG', 'admission: times must be >= 0')
     }
     this.#options = o
@@ -125,11 +135,7 @@ export class Admission {
     if (req.signal.aborted) return Promise.resolve({ outcome: 'aborted', queueWaitMs: 0 })
     const latestStart = req.deadlineMs - o.minCheckMs
     if (this.#closed || arrived > latestStart) return Promise.resolve(this.#shedNow())
-    if (
-      this.#inFlight < o.maxInFlight &&
-      this.queued === 0 &&
-      (!this.#pace || arrived >= this.#nextStartAt)
-    ) {
+    if (this.#inFlight < o.maxInFlight && this.queued === 0 && arrived >= this.#nextStartAt) {
       this.#paced(arrived)
       return this.#execute(fn, 0)
     }
@@ -139,7 +145,12 @@ export class Admission {
     const latestQueuedStart = req.deadlineMs - expectedCheckMs
     let ahead = 0
     for (const p of PRIORITIES.slice(0, rank + 1)) ahead += this.#queues[p].length
-    const estimatedStart = arrived + (Math.floor(ahead / o.maxInFlight) + 1) * this.#meanCheckMs
+    // Waiting for a slot (none free for it: a running check must end first) and for pacing.
+    const free = o.maxInFlight - this.#inFlight
+    const slotWait =
+      ahead < free ? 0 : (Math.floor((ahead - free) / o.maxInFlight) + 1) * this.#meanCheckMs
+    const paceStart = Math.max(arrived, this.#nextStartAt) + ahead * this.#spacing()
+    const estimatedStart = Math.max(arrived + slotWait, paceStart)
     if (estimatedStart > latestQueuedStart) return Promise.resolve(this.#shedNow())
     if (this.queued >= o.maxQueue) {
       // Take the place of the newest request of the lowest priority below this one.
@@ -180,7 +191,7 @@ export class Admission {
       timer.unref()
       req.signal.addEventListener('abort', onAbort, { once: true })
       queue.push(waiter)
-      if (this.#pace) this.#pump()
+      this.#pump() // a free slot held back by pacing
     })
   }
 
@@ -188,6 +199,8 @@ export class Admission {
   close(): void {
     if (this.#closed) return
     this.#closed = true
+    clearTimeout(this.#pumpTimer)
+    this.#pumpTimer = undefined
     for (const p of PRIORITIES) for (const w of [...this.#queues[p]]) w.leave('shed')
   }
 
@@ -210,31 +223,33 @@ export class Admission {
     }
   }
 
-  #paced(now: number): void {
-    if (!this.#pace) return
-    const spacing = Math.min(50, this.#meanCheckMs / this.#options.maxInFlight)
-    this.#nextStartAt = Math.max(now, this.#nextStartAt) + spacing
-  }
-
   #pump(): void {
-    while (this.#inFlight < this.#options.maxInFlight) {
+    while (this.#inFlight < this.#options.maxInFlight && !this.#closed) {
       const next = this.#queues.high[0] ?? this.#queues.normal[0] ?? this.#queues.low[0]
       if (next === undefined) return
-      if (this.#pace) {
-        const now = this.#options.now()
-        if (now < this.#nextStartAt) {
-          if (this.#pumpTimer === undefined) {
-            this.#pumpTimer = setTimeout(() => {
-              this.#pumpTimer = undefined
-              this.#pump()
-            }, this.#nextStartAt - now)
-            this.#pumpTimer.unref()
-          }
-          return
-        }
-        this.#paced(now)
+      const now = this.#options.now()
+      if (now < this.#nextStartAt) {
+        this.#pumpTimer ??= setTimeout(() => {
+          this.#pumpTimer = undefined
+          this.#pump()
+        }, this.#nextStartAt - now)
+        this.#pumpTimer.unref()
+        return
       }
+      this.#paced(now)
       next.start()
     }
+  }
+
+  /** The gap kept between two check starts. */
+  #spacing(): number {
+    const o = this.#options
+    return Math.min(o.maxStartSpacingMs, this.#meanCheckMs / o.maxInFlight)
+  }
+
+  /** A check starts now: the next one may start one spacing later. */
+  #paced(now: number): void {
+    if (this.#options.maxStartSpacingMs === 0) return
+    this.#nextStartAt = Math.max(now, this.#nextStartAt) + this.#spacing()
   }
 }

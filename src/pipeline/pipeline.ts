@@ -102,6 +102,7 @@ export interface PipelineOptions {
   maxQueue: number
   minCheckMs: number
   initialCheckEstimateMs: number
+  kdcStartSpacingMaxMs: number
   cleanPasswordKdcReserve: number
   cleanReserveHoldMs: number
   sprayPrincipals: number
@@ -147,6 +148,11 @@ export const DEFAULT_PIPELINE_OPTIONS: Readonly<PipelineOptions> = Object.freeze
   minCheckMs: DEFAULT_ADMISSION_OPTIONS.minCheckMs,
   /** First guess of a check's duration before any was measured. */
   initialCheckEstimateMs: DEFAULT_ADMISSION_OPTIONS.initialCheckEstimateMs,
+  /**
+   * Longest gap kept between two KDC check starts (they are spread at the rate the cap allows,
+   * so KDC replies do not arrive in bursts that hold up cache hits); 0 turns pacing off.
+   */
+  kdcStartSpacingMaxMs: DEFAULT_ADMISSION_OPTIONS.maxStartSpacingMs,
   /**
    * Of `maxKdcFailuresPerWindow`, KDC checks per principal per window kept for clean
    * passwords (tried on no other principal, from no guessing address): what lets a user
@@ -266,6 +272,7 @@ export class Pipeline implements Authenticator {
       maxQueue: o.maxQueue,
       minCheckMs: o.minCheckMs,
       initialCheckEstimateMs: o.initialCheckEstimateMs,
+      maxStartSpacingMs: o.kdcStartSpacingMaxMs,
     })
   }
 

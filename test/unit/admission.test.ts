@@ -33,7 +33,7 @@ describe('Admission', () => {
   after(() => clearInterval(keepAlive))
 
   test('never more checks in flight than the cap', async () => {
-    const adm = new Admission({ maxInFlight: 4, maxQueue: 100 })
+    const adm = new Admission({ maxInFlight: 4, maxQueue: 100, maxStartSpacingMs: 0 })
     let running = 0
     let peak = 0
     const task = async () => {
@@ -52,6 +52,38 @@ describe('Admission', () => {
     )
     assert.equal(adm.inFlight, 0)
     adm.close()
+  })
+
+  test('starts are paced at the rate the cap allows, at most maxStartSpacingMs apart', async () => {
+    const starts = async (maxStartSpacingMs: number) => {
+      const adm = new Admission({
+        maxInFlight: 4,
+        maxQueue: 100,
+        initialCheckEstimateMs: 40,
+        maxStartSpacingMs,
+      })
+      const at: number[] = []
+      const task = async () => {
+        at.push(performance.now())
+        await sleep(40)
+        return 'done'
+      }
+      const outcomes = await Promise.all(Array.from({ length: 8 }, () => adm.run(task, req())))
+      assert.ok(outcomes.every((o) => o.outcome === 'ran'))
+      adm.close()
+      return at.slice(1).map((t, i) => t - (at[i] as number))
+    }
+    // 40 ms checks over 4 slots: one start every 10 ms (not 4 at once, then 4 more).
+    const paced = await starts(20)
+    assert.ok(
+      paced.every((gap) => gap >= 8),
+      `gaps ${paced.map((g) => g.toFixed(1)).join(' ')}`,
+    )
+    const sum3 = (gaps: number[]) => gaps.slice(0, 3).reduce((a, b) => a + b, 0)
+    const capped = await starts(2)
+    assert.ok(sum3(capped) >= 5.5 && sum3(capped) < 24, `capped at 2 ms: ${capped.join(' ')}`)
+    const unpaced = await starts(0)
+    assert.ok(sum3(unpaced) < 3, `no pacing: ${unpaced.join(' ')}`)
   })
 
   test('a full queue sheds at once', async () => {

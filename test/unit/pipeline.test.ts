@@ -293,7 +293,12 @@ describe('Pipeline', () => {
   })
 
   test('admission: the KDC cap holds and overflow is shed as unavailable', async () => {
-    const { verifier, auth } = rig({ maxKdcInFlight: 4, maxQueue: 8, maxKdcFailuresPerWindow: 10 })
+    const { verifier, auth } = rig({
+      maxKdcInFlight: 4,
+      maxQueue: 8,
+      maxKdcFailuresPerWindow: 10,
+      kdcStartSpacingMaxMs: 0,
+    })
     verifier.latencyMs = 30
     const t0 = performance.now()
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => auth(`u${i}`, 'pw')))
