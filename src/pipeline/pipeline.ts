@@ -478,14 +478,14 @@ export class Pipeline implements Authenticator {
       return { result: answer('ok', 'kerberos'), queueWaitMs }
     }
     if (decision === 'invalid') {
-      const verifyMs = performance.now() - verifyStarted
       if (CACHEABLE_INVALID.has(reason)) this.#cache.set(key, 'invalid', reason)
       // A rogue KDC's answer says nothing about the user (and the real KDC counted nothing):
       // no failure recorded, the budget given back.
       if (reason !== 'verify_failed') await this.#guard.recordFailure(principal)
       else if (reserved) await this.#guard.refundKdc(principal)
-      if (reason === 'bad_password') this.#notePacing(verifyMs)
-      else if (reason === 'unknown_principal') await this.#pace(verifyMs, deadline)
+      if (reason === 'bad_password') this.#notePacing(performance.now() - verifyStarted)
+      // Paced from the check's start: the time spent since (guard, cache) counts too.
+      else if (reason === 'unknown_principal') await this.#pace(verifyStarted, deadline)
       return { result: answer(reason, 'kerberos'), queueWaitMs }
     }
     // Unavailable: give the budget back only when nothing reached a KDC.
@@ -505,7 +505,7 @@ export class Pipeline implements Authenticator {
    * ~4 ms sooner. It is held until its check has lasted as long as a recent wrong-password
    * check (one picked at random), never past the deadline. Runs after the KDC slot is free.
    */
-  async #pace(verifyMs: number, deadline: number): Promise<void> {
+  async #pace(verifyStarted: number, deadline: number): Promise<void> {
     if (this.#pacing.length === 0) return
     const target = this.#pacing[Math.floor(Math.random() * this.#pacing.length)] as number
     const now = performance.now()
@@ -513,7 +513,10 @@ export class Pipeline implements Authenticator {
     // the sampled duration rather than after it.
     const until =
       now +
-      Math.min(target - verifyMs - this.#paceLateMs, deadline - this.#options.answerReserveMs - now)
+      Math.min(
+        target - (now - verifyStarted) - this.#paceLateMs,
+        deadline - this.#options.answerReserveMs - now,
+      )
     if (until <= now) return
     if (until - now > 3) await sleep(until - now - 2)
     // The last stretch at event-loop resolution (timers are ~1 ms coarse).
