@@ -135,7 +135,13 @@ export class Admission {
     if (req.signal.aborted) return Promise.resolve({ outcome: 'aborted', queueWaitMs: 0 })
     const latestStart = req.deadlineMs - o.minCheckMs
     if (this.#closed || arrived > latestStart) return Promise.resolve(this.#shedNow())
-    if (this.#inFlight < o.maxInFlight && this.queued === 0 && arrived >= this.#nextStartAt) {
+    // A free slot: start now, unless pacing holds it back and the queue has room to wait in
+    // (pacing spreads work; it never sheds).
+    if (
+      this.#inFlight < o.maxInFlight &&
+      this.queued === 0 &&
+      (arrived >= this.#nextStartAt || o.maxQueue === 0)
+    ) {
       this.#paced(arrived)
       return this.#execute(fn, 0)
     }
