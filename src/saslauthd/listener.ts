@@ -64,8 +64,11 @@ export interface SaslauthdListenerOptions {
   answerDeadlineMs?: number
   /** Connections beyond this get NO and are closed at once. */
   maxConnections?: number
-  /** `auto` mode: after four fields with nothing more buffered, wait this long for a fifth
-   * (libsasl2 writes a whole request at once, so the fifth field comes in the same chunk). */
+  /** `auto` mode: after four fields with nothing more buffered, wait this long for a fifth.
+   * 0 (the default) waits only for the rest of this event-loop turn (`setImmediate`): libsasl2
+   * and testsaslauthd write a whole request with one writev(2), so a fifth field comes in the
+   * same chunk; a client that writes it separately later gets NO (trailing bytes) unless this
+   * is raised. */
   fiveFieldGraceMs?: number
   /** After replying, wait at most this long for the client's EOF before closing. */
   drainTimeoutMs?: number
@@ -85,7 +88,7 @@ export const DEFAULT_SASLAUTHD_LISTENER = Object.freeze({
   readTimeoutMs: 5000,
   answerDeadlineMs: 2000,
   maxConnections: 8192,
-  fiveFieldGraceMs: 1,
+  fiveFieldGraceMs: 0,
   drainTimeoutMs: 1000,
   backlog: 4096,
   probeTimeoutMs: 1000,
@@ -114,6 +117,8 @@ interface Connection {
   acceptedAt: number
   readTimer?: NodeJS.Timeout
   stageTimer?: NodeJS.Timeout
+  /** The zero-length five-field grace (`fiveFieldGraceMs: 0`). */
+  graceImmediate?: NodeJS.Immediate
   controller?: AbortController
   frame?: SaslauthdFrame
   fieldCount?: 4 | 5
@@ -454,6 +459,7 @@ export class SaslauthdListener {
       return
     }
     clearTimeout(conn.stageTimer)
+    clearImmediate(conn.graceImmediate)
     if (conn.state === 'grace') conn.state = 'reading'
     this.#checkIdle()
   }
@@ -469,6 +475,7 @@ export class SaslauthdListener {
         if (conn.state === 'grace') {
           // Part of a fifth field arrived: keep reading under the read timeout.
           clearTimeout(conn.stageTimer)
+          clearImmediate(conn.graceImmediate)
           conn.state = 'reading'
           this.#checkIdle()
         }
@@ -476,10 +483,16 @@ export class SaslauthdListener {
       case 'maybe-complete':
         if (conn.state === 'reading') {
           conn.state = 'grace'
-          conn.stageTimer = setTimeout(() => {
+          const endGrace = () => {
             if (conn.state === 'grace') this.#handleDecode(conn, conn.decoder.end())
-          }, this.#opts.fiveFieldGraceMs)
-          conn.stageTimer.unref()
+          }
+          if (this.#opts.fiveFieldGraceMs === 0) {
+            // Bytes already read in this poll phase are handled before the check phase.
+            conn.graceImmediate = setImmediate(endGrace)
+          } else {
+            conn.stageTimer = setTimeout(endGrace, this.#opts.fiveFieldGraceMs)
+            conn.stageTimer.unref()
+          }
         }
         return
       case 'frame':
@@ -494,6 +507,7 @@ export class SaslauthdListener {
   #decide(conn: Connection, frame: SaslauthdFrame, fieldCount: 4 | 5): void {
     clearTimeout(conn.readTimer)
     clearTimeout(conn.stageTimer)
+    clearImmediate(conn.graceImmediate)
     conn.state = 'deciding'
     conn.frame = frame
     conn.fieldCount = fieldCount
@@ -570,6 +584,7 @@ export class SaslauthdListener {
     conn.decided = true
     clearTimeout(conn.readTimer)
     clearTimeout(conn.stageTimer)
+    clearImmediate(conn.graceImmediate)
     if (conn.state === 'deciding') this.#inFlight--
     conn.state = 'draining'
     const now = performance.now()

@@ -394,6 +394,36 @@ describe('SaslauthdListener: field forms', () => {
     assert.equal(s.events[0]!.fieldCount, 5)
   })
 
+  test('default grace (0, one event-loop turn): a one-write 5-field request keeps its address', async (t) => {
+    const s = await start(t, { fields: 'auto' })
+    const r = await request(s.path, encodeRequest(five))
+    assert.deepStrictEqual(r.data, OK)
+    assert.equal(s.auth.requests[0]!.clientAddress, '192.0.2.7;40123')
+    assert.equal(s.events[0]!.fieldCount, 5)
+  })
+
+  test('default grace: a 4-field request is decided as 4 fields', async (t) => {
+    const s = await start(t, { fields: 'auto' })
+    const r = await request(s.path, encodeRequest(good))
+    assert.deepStrictEqual(r.data, OK)
+    assert.equal(s.events[0]!.fieldCount, 4)
+    assert.equal(s.auth.requests[0]!.clientAddress, undefined)
+  })
+
+  test('default grace: a fifth field written 30 ms later is trailing bytes (NO), never a crash', async (t) => {
+    const s = await start(t, { fields: 'auto' })
+    const bytes = encodeRequest(five)
+    const cut = encodeRequest(good).length
+    const r = await request(s.path, bytes.subarray(0, cut), {
+      later: { bytes: bytes.subarray(cut), delayMs: 30 },
+    })
+    // The 4-field frame is decided at once; the authenticator answers OK before the late
+    // bytes come, or they abort it as trailing garbage (NO). Either way one answer, no hang.
+    assert.ok(r.data.equals(OK) || r.data.subarray(2, 4).toString() === 'NO', r.data.toString())
+    assert.equal(s.events.length, 1)
+    assert.equal(s.events[0]!.fieldCount, 4)
+  })
+
   test('5-field request forced (fields=5)', async (t) => {
     const s = await start(t, { fields: '5' })
     const r = await request(s.path, encodeRequest(five))
