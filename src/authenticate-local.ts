@@ -91,6 +91,7 @@ export async function buildLocalAuthenticator(
   obs?.observe({
     queueDepth: () => pipeline.stats().queued,
     kdcInFlight: () => pipeline.stats().kdcInFlight,
+    cacheEntries: () => pipeline.stats().cache,
     breakerStates: () => transport.breakerStates(),
   })
   logger.info(

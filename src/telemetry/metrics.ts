@@ -132,6 +132,14 @@ export const METRICS = {
     description: 'Password checks running against the KDCs now',
     labels: [],
   },
+  cacheEntries: {
+    name: 'saslgate_cache_entries',
+    kind: 'gauge',
+    unit: '{entry}',
+    description:
+      'Verdict cache entries held, positive and negative (bounded by the max*Entries options)',
+    labels: ['cache'],
+  },
   breakerState: {
     name: 'saslgate_kdc_breaker_state',
     kind: 'gauge',
@@ -212,6 +220,8 @@ export interface GaugeSources {
   queueDepth?: () => number
   /** e.g. `() => pipeline.stats().kdcInFlight` */
   kdcInFlight?: () => number
+  /** e.g. `() => pipeline.stats().cache` */
+  cacheEntries?: () => { positive: number; negative: number }
   /** e.g. `() => kdcClient.breakerStates()` */
   breakerStates?: () => Readonly<Record<string, BreakerState>>
   /** Open connections per listener, e.g. `() => ({ saslauthd: listener.stats().openConnections })` */
@@ -331,6 +341,15 @@ export function createMetrics(meter: Meter, options: MetricsOptions = {}): Saslg
   gauge(METRICS.kdcInFlight).addCallback((result: ObservableResult) => {
     const source = sources.kdcInFlight
     if (source !== undefined) observeSafely(() => result.observe(source()))
+  })
+  gauge(METRICS.cacheEntries).addCallback((result: ObservableResult) => {
+    const source = sources.cacheEntries
+    if (source === undefined) return
+    observeSafely(() => {
+      const n = source()
+      result.observe(n.positive, { cache: 'positive' })
+      result.observe(n.negative, { cache: 'negative' })
+    })
   })
   gauge(METRICS.breakerState).addCallback((result: ObservableResult) => {
     const source = sources.breakerStates

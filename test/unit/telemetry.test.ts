@@ -167,6 +167,7 @@ describe('startTelemetry', () => {
         kdcInFlight: () => 3,
         breakerStates: () => ({ '127.0.0.1:88': breaker, '127.0.0.2:88': 'closed' }),
         openConnections: () => ({ rpc: 4, saslauthd: 2 }),
+        cacheEntries: () => ({ positive: 5, negative: 6 }),
       })
 
       const first = parsePrometheusText(await t.scrape())
@@ -468,6 +469,14 @@ describe('createMetrics', () => {
     assert.equal(sampleSum(p, 'saslgate_queue_depth'), 2)
     assert.equal(sampleSum(p, 'saslgate_kdc_in_flight'), 4)
     assert.equal(findSamples(p, 'saslgate_kdc_breaker_state').length, 0)
+  })
+
+  test('cache entries gauge: positive and negative from the source', async () => {
+    const { metrics, scrape } = privateMeter()
+    metrics.observe({ cacheEntries: () => ({ positive: 7, negative: 1234 }) })
+    const p = parsePrometheusText(await scrape())
+    assert.equal(sampleSum(p, 'saslgate_cache_entries', { cache: 'positive' }), 7)
+    assert.equal(sampleSum(p, 'saslgate_cache_entries', { cache: 'negative' }), 1234)
   })
 })
 
