@@ -24,7 +24,9 @@ import { type Reason, SaslgateError } from '../errors.js'
  *   is reachable.
  *
  * Positive and negative entries live in two separate LRU maps, so a flood of negative
- * verdicts (a storm on many unknown principals) can never evict a known-good entry.
+ * verdicts (a storm on many unknown principals) can never evict a known-good entry. Each
+ * `set` also drops a few expired entries from the least recently used end, so a long storm
+ * holds what is live, not `max*Entries` of dead verdicts (the soak's heap stays flat).
  *
  * Spotting passwords sprayed over many principals is spray-detector.ts's job.
  */
@@ -68,6 +70,9 @@ interface Entry {
   storedAt: number
   principal: string
 }
+
+/** Expired entries dropped from the LRU end per `set` (more than the one it adds). */
+const SWEEP_PER_SET = 8
 
 const MINT = Symbol('CacheKey.mint')
 let digestOf: (key: CacheKey) => string
@@ -202,7 +207,9 @@ export class VerdictCache {
     if (this.#hmacKey === undefined) return
     const digest = digestOf(key)
     const principal = principalOf(key)
-    const entry: Entry = { verdict, reason, storedAt: this.#options.now(), principal }
+    const now = this.#options.now()
+    this.#sweep(now)
+    const entry: Entry = { verdict, reason, storedAt: now, principal }
     if (verdict === 'ok') {
       this.#negative.delete(digest)
       const others = this.#positiveByPrincipal.get(principal)
@@ -250,6 +257,20 @@ export class VerdictCache {
     this.clear()
     this.#hmacKey?.fill(0)
     this.#hmacKey = undefined
+  }
+
+  /** Drops up to SWEEP_PER_SET expired entries from the least recently used end of each map. */
+  #sweep(now: number): void {
+    for (let i = 0; i < SWEEP_PER_SET; i++) {
+      const oldest = this.#negative.entries().next().value
+      if (oldest === undefined || now - oldest[1].storedAt <= this.#options.negativeTtlMs) break
+      this.#negative.delete(oldest[0])
+    }
+    for (let i = 0; i < SWEEP_PER_SET; i++) {
+      const oldest = this.#positive.entries().next().value
+      if (oldest === undefined || now - oldest[1].storedAt <= this.#retainMs) break
+      this.#deletePositive(oldest[0])
+    }
   }
 
   #deletePositive(digest: string): void {

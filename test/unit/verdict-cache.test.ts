@@ -103,6 +103,38 @@ describe('VerdictCache', () => {
     for (const k of [pos[0]!, pos[2]!, pos[3]!]) assert.equal(cache.get(k)?.verdict, 'ok')
   })
 
+  test('expired entries are swept as new ones arrive: a long storm holds what is live', () => {
+    const c = clock()
+    const cache = new VerdictCache({
+      negativeTtlMs: 1000,
+      positiveTtlMs: 1000,
+      staleRetainMs: 5000,
+      now: c.now,
+    })
+    cache.set(cache.keyFor('alice@EX', Buffer.from(PASSWORD)), 'ok', 'ok')
+    // A storm: 1,000 guesses per second for 20 s, each a new (principal, password).
+    let peak = 0
+    for (let sec = 0; sec < 20; sec++) {
+      for (let i = 0; i < 1000; i++)
+        cache.set(
+          cache.keyFor(`bot${sec}-${i}@EX`, Buffer.from('guess')),
+          'invalid',
+          'bad_password',
+        )
+      peak = Math.max(peak, cache.stats().negative)
+      c.advance(1000)
+    }
+    assert.ok(peak <= 2000, `negative entries peaked at ${peak}, not ~the 1 s TTL's worth`)
+    assert.equal(cache.stats().positive, 0, 'the positive entry went once past staleRetainMs')
+    // The sweep stops at the first live entry: live verdicts are never dropped.
+    const live = cache.keyFor('carol@EX', Buffer.from('guess'))
+    cache.set(live, 'invalid', 'bad_password')
+    c.advance(500)
+    for (let i = 0; i < 100; i++)
+      cache.set(cache.keyFor(`late${i}@EX`, Buffer.from('guess')), 'invalid', 'bad_password')
+    assert.equal(cache.get(live)?.verdict, 'invalid')
+  })
+
   test('neither the cache nor a key shows the password, the key or the digest', () => {
     const cache = new VerdictCache()
     const key = cache.keyFor('alice@EX', Buffer.from(PASSWORD))
