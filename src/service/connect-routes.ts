@@ -89,14 +89,21 @@ export function registerConnectRoutes(app: FastifyInstance, o: ConnectRoutesOpti
         return direct(req, reply, o.direct, o)
       }
       try {
-        const uRes = await handler(
-          universalRequestFromNodeRequest(
-            req.raw,
-            reply.raw,
-            req.body as undefined,
-            o.contextValues(req),
-          ),
+        const uReq = universalRequestFromNodeRequest(
+          req.raw,
+          reply.raw,
+          req.body as undefined,
+          o.contextValues(req),
         )
+        if (isAuthenticate && isPlainGrpcProto(req)) {
+          const checked = await checkGrpcMessage(req.raw, o.readMaxBytes)
+          if (checked instanceof ConnectError) {
+            writeGrpcError(reply, checked, req.headers['content-type'] as string)
+            return reply
+          }
+          uReq.body = checked
+        }
+        const uRes = await handler(uReq)
         for (const [key, value] of Object.entries(reply.getHeaders()))
           if (value !== undefined) reply.raw.setHeader(key, value)
         await universalResponseToNodeResponse(uRes, reply.raw)
@@ -106,6 +113,71 @@ export function registerConnectRoutes(app: FastifyInstance, o: ConnectRoutesOpti
       return reply
     })
   }
+}
+
+/** gRPC with Protobuf and no compression: the form whose parse errors we answer ourselves. */
+function isPlainGrpcProto(req: FastifyRequest): boolean {
+  const ct = req.headers['content-type']
+  const enc = req.headers['grpc-encoding']
+  return (
+    req.method === 'POST' &&
+    (ct === protoGrpc.contentTypeProto || ct === 'application/grpc') &&
+    (enc === undefined || enc === 'identity')
+  )
+}
+
+/**
+ * connect-es answers a gRPC request whose message cannot be parsed with `internal` (13),
+ * which pages whoever alerts on internal errors. For Authenticate we read the (small) body
+ * first: one uncompressed envelope that does not parse gets `invalid_argument` (3), like
+ * the Connect paths. Anything else (a body over the limit, a compressed or odd envelope, a
+ * good message) goes on to Connect's handler unchanged: the bytes already read, then the rest.
+ */
+async function checkGrpcMessage(
+  raw: IncomingMessage | Http2ServerRequest,
+  readMaxBytes: number,
+): Promise<AsyncIterable<Uint8Array> | ConnectError> {
+  const it = (raw as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+  const head: Buffer[] = []
+  let size = 0
+  let ended = false
+  while (size <= readMaxBytes + 5) {
+    const r = await it.next()
+    if (r.done === true) {
+      ended = true
+      break
+    }
+    head.push(r.value)
+    size += r.value.length
+  }
+  if (ended) {
+    const body = Buffer.concat(head)
+    if (body.length >= 5 && body[0] === 0 && body.readUInt32BE(1) === body.length - 5) {
+      try {
+        fromBinary(AuthenticateRequestSchema, body.subarray(5))
+      } catch {
+        body.fill(0)
+        for (const c of head) c.fill(0)
+        return new ConnectError('cannot decode the request message', Code.InvalidArgument)
+      }
+    }
+    body.fill(0)
+  }
+  return (async function* () {
+    yield* head
+    if (!ended) for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value
+  })()
+}
+
+/** A gRPC trailers-only error response. */
+function writeGrpcError(reply: FastifyReply, err: ConnectError, contentType: string): void {
+  const h = protoGrpc.setTrailerStatus(new Headers(), err)
+  const headers: Record<string, string> = { 'content-type': contentType }
+  h.forEach((v, k) => {
+    headers[k] = v
+  })
+  reply.raw.writeHead(200, headers)
+  reply.raw.end()
 }
 
 function readBody(raw: IncomingMessage | Http2ServerRequest, max: number): Promise<Buffer> {
