@@ -20,9 +20,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { LatencySummary } from '../src/storm/stats.js'
-import { freePort } from '../src/testing/ports.js'
+import {
+  startService,
+  startShim,
+  startSingleHost,
+  writeTokenFile,
+} from '../src/testing/deployment.js'
 import { startRealm } from '../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../src/testing/saslgate-process.js'
+import type { SaslgateProcess } from '../src/testing/saslgate-process.js'
 import { closedLoop, warm } from './lib/closed-loop.js'
 
 const { values: args } = parseArgs({
@@ -60,48 +65,14 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'saslgate-bench-hop-'))
   const procs: SaslgateProcess[] = []
   try {
-    const tokenFile = join(dir, 'token')
-    writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 })
-    const common = [
-      '--set',
-      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      '--set',
-      'log.level=info',
-    ]
+    const tokenFile = writeTokenFile(dir, TOKEN)
+    const common = { args: ['--set', 'log.level=info'], env: NO_OTEL, readyTimeoutMs: 30_000 }
     const single = join(dir, 'single')
-    procs.push(
-      await startSaslgate({
-        args: ['serve', '--saslauthd-socket', single, ...common],
-        env: { ...realm.env, ...NO_OTEL },
-        readyTimeoutMs: 30_000,
-      }),
-    )
-    const port = await freePort()
-    procs.push(
-      await startSaslgate({
-        args: ['serve', '--listen', `127.0.0.1:${port}`, '--token-file', tokenFile, ...common],
-        env: { ...realm.env, ...NO_OTEL },
-        readyTimeoutMs: 30_000,
-      }),
-    )
+    procs.push(await startSingleHost({ realm, socket: single, ...common }))
+    const svc = await startService({ realm, tokenFile, ...common })
+    procs.push(svc.proc)
     const hop = join(dir, 'hop')
-    procs.push(
-      await startSaslgate({
-        args: [
-          'shim',
-          '--socket',
-          hop,
-          '--upstream',
-          `http://127.0.0.1:${port}`,
-          '--token-file',
-          tokenFile,
-          '--set',
-          'log.level=info',
-        ],
-        env: { ...NO_OTEL },
-        readyTimeoutMs: 30_000,
-      }),
-    )
+    procs.push(await startShim({ socket: hop, upstream: svc.url, tokenFile, ...common }))
     // Warm both verdict caches (one KDC check per user and path).
     for (const socket of [single, hop]) await warm(socket, names)
     // A short unmeasured run per path (JIT, connection pools).

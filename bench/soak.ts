@@ -27,9 +27,10 @@ import { parseArgs } from 'node:util'
 import { saslauthdCheck } from '../src/storm/saslauthd-client.js'
 import { seededRandom } from '../src/storm/stats.js'
 import { makeDictionary } from '../src/storm/users.js'
+import { OTEL_OFF, startService, startShim, writeTokenFile } from '../src/testing/deployment.js'
 import { freePort } from '../src/testing/ports.js'
 import { startRealm } from '../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../src/testing/saslgate-process.js'
+import type { SaslgateProcess } from '../src/testing/saslgate-process.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -168,42 +169,25 @@ async function main(): Promise<void> {
     NODE_OPTIONS: `--import=${pathToFileURL(reporter).href}`,
     SOAK_MEM_DIR: memDir,
     SOAK_MEM_EVERY_MS: String(SAMPLE_MS),
-    OTEL_TRACES_EXPORTER: 'none',
-    OTEL_METRICS_EXPORTER: 'none',
+    ...OTEL_OFF,
   }
   try {
-    const tokenFile = join(dir, 'token')
-    writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 })
-    const port = await freePort()
-    const service = await startSaslgate({
-      args: [
-        'serve',
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--token-file',
-        tokenFile,
-        '--set',
-        `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      ],
-      env: { ...realm.env, ...childEnv },
+    const tokenFile = writeTokenFile(dir, TOKEN)
+    const { proc: service, url: serviceUrl } = await startService({
+      realm,
+      tokenFile,
+      env: childEnv,
       readyTimeoutMs: 30_000,
     })
     procs.push(service)
     const adminPort = await freePort()
     const socket = join(dir, 'mux')
-    const shim = await startSaslgate({
-      args: [
-        'shim',
-        '--socket',
-        socket,
-        '--upstream',
-        `http://127.0.0.1:${port}`,
-        '--token-file',
-        tokenFile,
-        '--set',
-        `shim.adminListen=127.0.0.1:${adminPort}`,
-      ],
-      env: { ...childEnv },
+    const shim = await startShim({
+      socket,
+      upstream: serviceUrl,
+      tokenFile,
+      args: ['--set', `shim.adminListen=127.0.0.1:${adminPort}`],
+      env: childEnv,
       readyTimeoutMs: 30_000,
     })
     procs.push(shim)
@@ -290,7 +274,7 @@ async function main(): Promise<void> {
     const elapsedS = (performance.now() - startedAt) / 1000
 
     const reasons = {
-      service: await decisionsByReason(`http://127.0.0.1:${port}/metrics`),
+      service: await decisionsByReason(`${serviceUrl}/metrics`),
       shim: await decisionsByReason(`http://127.0.0.1:${adminPort}/metrics`),
     }
     const undesigned: Record<string, number> = {}

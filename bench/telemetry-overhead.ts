@@ -17,9 +17,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { freePort } from '../src/testing/ports.js'
+import { startService, startShim, writeTokenFile } from '../src/testing/deployment.js'
 import { startRealm } from '../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../src/testing/saslgate-process.js'
+import type { SaslgateProcess } from '../src/testing/saslgate-process.js'
 import { benchPassword, closedLoop, type LoopResult, warm } from './lib/closed-loop.js'
 
 const { values: args } = parseArgs({
@@ -73,40 +73,13 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'saslgate-bench-tel-'))
   const procs: SaslgateProcess[] = []
   try {
-    const tokenFile = join(dir, 'token')
-    writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 })
+    const tokenFile = writeTokenFile(dir, TOKEN)
     const pair = async (name: string, env: Record<string, string>) => {
-      const port = await freePort()
-      procs.push(
-        await startSaslgate({
-          args: [
-            'serve',
-            '--listen',
-            `127.0.0.1:${port}`,
-            '--token-file',
-            tokenFile,
-            '--set',
-            `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-          ],
-          env: { ...realm.env, ...env },
-          readyTimeoutMs: 30_000,
-        }),
-      )
+      const svc = await startService({ realm, tokenFile, env, readyTimeoutMs: 30_000 })
+      procs.push(svc.proc)
       const socket = join(dir, name)
       procs.push(
-        await startSaslgate({
-          args: [
-            'shim',
-            '--socket',
-            socket,
-            '--upstream',
-            `http://127.0.0.1:${port}`,
-            '--token-file',
-            tokenFile,
-          ],
-          env,
-          readyTimeoutMs: 30_000,
-        }),
+        await startShim({ socket, upstream: svc.url, tokenFile, env, readyTimeoutMs: 30_000 }),
       )
       return socket
     }

@@ -6,7 +6,7 @@
  */
 
 import { randomBytes } from 'node:crypto'
-import { mkdir, writeFile as writeFileAsync } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type LatencyPoint, writeChart } from '../demo/chart.js'
 import { type LoadProgress, type LoadReport, runLoad } from '../storm/load.js'
@@ -17,10 +17,10 @@ import {
   saslauthdAvailable,
   startSaslauthd,
 } from '../storm/saslauthd-runner.js'
+import { startService, startShim, writeTokenFile } from '../testing/deployment.js'
 import { type DelayProxy, startDelayProxy } from '../testing/fake-kdc.js'
-import { freePort } from '../testing/ports.js'
 import { type Realm, startRealm } from '../testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../testing/saslgate-process.js'
+import type { SaslgateProcess } from '../testing/saslgate-process.js'
 
 export interface DemoOptions {
   quick: boolean
@@ -186,29 +186,17 @@ export async function demo(options: DemoOptions): Promise<number> {
       '  starting saslgate: the service (RPC on 127.0.0.1) and the shim on a saslauthd socket ...',
     )
     const socket = `${realm.dir}/saslgate-mux`
-    const tokenFile = `${realm.dir}/saslgate-token`
-    await writeFileAsync(tokenFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 })
-    const rpcPort = await freePort()
-    const service: SaslgateProcess = await startSaslgate({
-      args: ['serve', '--listen', `127.0.0.1:${rpcPort}`, '--token-file', tokenFile],
-      env: {
-        ...realm.env,
-        SASLGATE_KERBEROS_VERIFY_PRINCIPAL: realm.servicePrincipal,
-        SASLGATE_KERBEROS_KDCS: `${realm.name}=${kdc}`,
-        OTEL_SDK_DISABLED: 'true',
-      },
+    const tokenFile = writeTokenFile(realm.dir, randomBytes(24).toString('hex'), 'saslgate-token')
+    const { proc: service, url } = await startService({
+      realm,
+      tokenFile,
+      env: { SASLGATE_KERBEROS_KDCS: `${realm.name}=${kdc}`, OTEL_SDK_DISABLED: 'true' },
     })
     cleanups.push(() => service.stop())
-    const shim: SaslgateProcess = await startSaslgate({
-      args: [
-        'shim',
-        '--socket',
-        socket,
-        '--upstream',
-        `http://127.0.0.1:${rpcPort}`,
-        '--token-file',
-        tokenFile,
-      ],
+    const shim: SaslgateProcess = await startShim({
+      socket,
+      upstream: url,
+      tokenFile,
       env: { OTEL_SDK_DISABLED: 'true' },
     })
     cleanups.push(() => shim.stop())

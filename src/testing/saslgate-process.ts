@@ -6,7 +6,8 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { SaslgateError } from '../errors.js'
 
-const BIN = fileURLToPath(new URL('../../bin/saslgate.js', import.meta.url))
+/** Path of `bin/saslgate.js`, for tests that spawn it themselves (other stdio, no readiness wait). */
+export const SASLGATE_BIN = fileURLToPath(new URL('../../bin/saslgate.js', import.meta.url))
 
 export interface SaslgateProcessOptions {
   /** Arguments after `saslgate`, e.g. `['serve', '--saslauthd-socket', path]`. */
@@ -34,7 +35,7 @@ export interface SaslgateProcess {
 
 export async function startSaslgate(options: SaslgateProcessOptions): Promise<SaslgateProcess> {
   const readyText = options.readyText ?? 'saslgate ready'
-  const child = spawn(process.execPath, [BIN, ...options.args], {
+  const child = spawn(process.execPath, [SASLGATE_BIN, ...options.args], {
     env: { PATH: process.env.PATH, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -14,15 +14,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import {
-  accessSync,
-  chmodSync,
-  chownSync,
-  constants,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { accessSync, chmodSync, chownSync, constants, readFileSync, statSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -31,15 +23,22 @@ import { create, toBinary } from '@bufbuild/protobuf'
 import { AuthenticateRequestSchema } from '../../src/gen/saslgate/v1/auth_pb.js'
 import { encodeRequest } from '../../src/saslauthd/codec.js'
 import { saslauthdCheck } from '../../src/storm/saslauthd-client.js'
+import {
+  mutualTlsArgs,
+  OTEL_OFF,
+  realmUsers,
+  startService,
+  startShim,
+  startSingleHost,
+  writeTokenFile,
+} from '../../src/testing/deployment.js'
 import { startPki, type TestPki } from '../../src/testing/pki.js'
-import { freePort } from '../../src/testing/ports.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import type { SaslgateProcess } from '../../src/testing/saslgate-process.js'
 
 const TOKEN = 'saslgate-access-token-0123456789abcdef0123456789'
 const ALICE = 'Access-alice-pw-1'
 const CAROL = 'Access-carol-pw-3'
-const OTEL_OFF = { OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none' }
 const NOBODY = 65534
 
 /** gid of the `sasl` group (Debian's sasl2-bin creates it), or undefined. */
@@ -64,20 +63,16 @@ function canSwitchUser(): boolean {
 let realm: Realm
 let pki: TestPki
 let dir: string
+let tokenFile: string
 const procs: SaslgateProcess[] = []
 let seq = 0
 
 before(async () => {
-  realm = await startRealm({
-    users: [
-      { name: 'alice', password: ALICE },
-      { name: 'carol', password: CAROL },
-    ],
-  })
+  realm = await startRealm({ users: realmUsers({ alice: ALICE, carol: CAROL }) })
   pki = await startPki()
   dir = await mkdtemp(join(tmpdir(), 'saslgate-access-'))
   chmodSync(dir, 0o755) // other users may traverse it; each test's own directory decides
-  writeFileSync(join(dir, 'token'), `${TOKEN}\n`, { mode: 0o600 })
+  tokenFile = writeTokenFile(dir, TOKEN)
 })
 
 after(async () => {
@@ -88,17 +83,7 @@ after(async () => {
 })
 
 async function serveSocket(socket: string, args: string[] = [], env: Record<string, string> = {}) {
-  const p = await startSaslgate({
-    args: [
-      'serve',
-      '--saslauthd-socket',
-      socket,
-      '--set',
-      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      ...args,
-    ],
-    env: { ...realm.env, ...OTEL_OFF, ...env },
-  })
+  const p = await startSingleHost({ realm, socket, args, env: { ...OTEL_OFF, ...env } })
   procs.push(p)
   return p
 }
@@ -160,36 +145,14 @@ describe('the saslauthd socket: permissions as configured, enforced by the kerne
   test('shim: the same options, the same result', {
     skip: SASL_GID === undefined ? 'no sasl group (install sasl2-bin)' : false,
   }, async () => {
-    const port = await freePort()
-    const svc = await startSaslgate({
-      args: [
-        'serve',
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--token-file',
-        join(dir, 'token'),
-        '--set',
-        `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      ],
-      env: { ...realm.env, ...OTEL_OFF },
-    })
-    procs.push(svc)
+    const svc = await startService({ realm, tokenFile })
+    procs.push(svc.proc)
     const socket = join(dir, `mux${++seq}`)
-    const sh = await startSaslgate({
-      args: [
-        'shim',
-        '--socket',
-        socket,
-        '--upstream',
-        `http://127.0.0.1:${port}`,
-        '--token-file',
-        join(dir, 'token'),
-        '--set',
-        'saslauthd.socketMode=0640',
-        '--set',
-        'saslauthd.socketGroup=sasl',
-      ],
-      env: { ...OTEL_OFF },
+    const sh = await startShim({
+      socket,
+      upstream: svc.url,
+      tokenFile,
+      args: ['--set', 'saslauthd.socketMode=0640', '--set', 'saslauthd.socketGroup=sasl'],
     })
     procs.push(sh)
     assert.equal((statSync(socket).mode & 0o7777).toString(8), '640')
@@ -230,28 +193,17 @@ describe('the saslauthd socket: permissions as configured, enforced by the kerne
 })
 
 describe('the RPC: refusals service-shim.test.ts does not cover', () => {
-  let port: number
   let base: string
 
   before(async () => {
-    port = await freePort()
-    const svc = await startSaslgate({
-      args: [
-        'serve',
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--token-file',
-        join(dir, 'token'),
-        '--set',
-        `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-        '--set',
-        'log.level=debug',
-      ],
-      env: { ...realm.env, ...OTEL_OFF },
+    const svc = await startService({
+      realm,
+      tokenFile,
+      args: ['--set', 'log.level=debug'],
       keepAllOutput: true,
     })
-    procs.push(svc)
-    base = `http://127.0.0.1:${port}`
+    procs.push(svc.proc)
+    base = svc.url
   })
 
   const binary = (headers: Record<string, string>) =>
@@ -325,26 +277,12 @@ describe('the RPC: client certificates', () => {
   test('a certificate from the right CA with a name not on service.clientNames is refused', async () => {
     const allowed = await pki.issueClient('fe1.saslgate.test')
     const other = await pki.issueClient('fe9.saslgate.test')
-    const port = await freePort()
-    const svc = await startSaslgate({
-      args: [
-        'serve',
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--tls-cert',
-        pki.server.cert,
-        '--tls-key',
-        pki.server.key,
-        '--client-ca',
-        pki.ca,
-        '--set',
-        'service.clientNames=fe1.saslgate.test',
-        '--set',
-        `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      ],
-      env: { ...realm.env, ...OTEL_OFF },
+    const svc = await startService({
+      realm,
+      args: mutualTlsArgs(pki, 'fe1.saslgate.test'),
     })
-    procs.push(svc)
+    procs.push(svc.proc)
+    const port = svc.port
     const curl = (cert: { cert: string; key: string }) =>
       new Promise<string>((resolve, reject) =>
         execFile(

@@ -11,8 +11,9 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeRequest, FrameDecoder, type SaslauthdFrame } from '../../src/saslauthd/codec.js'
+import { startSingleHost } from '../../src/testing/deployment.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import type { SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { cyrusUnavailableReason, startCyrus, type TestCyrus } from '../support/cyrus.js'
 
 const GOOD = 'Imap good-pass 1'
@@ -203,19 +204,11 @@ describe('Cyrus imapd -> saslgate serve -> MIT KDC', { skip: unavailable }, () =
     sockDir = await mkdtemp(join(tmpdir(), 'saslgate-cyrus-sock-'))
     await chmod(sockDir, 0o711) // Cyrus runs as `cyrus`: it must traverse to the socket
     const socket = join(sockDir, 'mux')
-    gate = await startSaslgate({
-      args: [
-        'serve',
-        '--saslauthd-socket',
-        socket,
-        '--set',
-        `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-        '--set',
-        'log.level=debug',
-        '--set',
-        'telemetry.principals=plain',
-      ],
-      env: { ...realm.env, OTEL_SDK_DISABLED: 'true' },
+    gate = await startSingleHost({
+      realm,
+      socket,
+      args: ['--set', 'log.level=debug', '--set', 'telemetry.principals=plain'],
+      env: { OTEL_SDK_DISABLED: 'true' },
       keepAllOutput: true,
     })
     plain = await startCyrus({ saslauthdSocket: socket })

@@ -24,14 +24,14 @@ import { join } from 'node:path'
 import { after, before, describe, type TestContext, test } from 'node:test'
 import { decodeReply, encodeRequest } from '../../src/saslauthd/codec.js'
 import { seededRandom } from '../../src/storm/stats.js'
+import { OTEL_OFF, startSingleHost } from '../../src/testing/deployment.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import type { SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { ksTwoSample, mannWhitneyU, quantile } from '../../src/testing/two-sample.js'
 
 const TRIES = Number(process.env.ENUM_TRIES ?? 1000)
 const WARMUP = 100
 const ALPHA = 0.01
-const OTEL_OFF = { OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none' }
 
 let realm: Realm
 let dir: string
@@ -50,16 +50,7 @@ before(async () => {
   })
   dir = await mkdtemp(join(tmpdir(), 'saslgate-enum-'))
   socket = join(dir, 'mux')
-  gate = await startSaslgate({
-    args: [
-      'serve',
-      '--saslauthd-socket',
-      socket,
-      '--set',
-      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-    ],
-    env: { ...realm.env, ...OTEL_OFF },
-  })
+  gate = await startSingleHost({ realm, socket, env: OTEL_OFF })
 })
 
 after(async () => {

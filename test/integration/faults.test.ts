@@ -22,32 +22,29 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, type TestContext, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { type SaslauthdCheckResult, saslauthdCheck } from '../../src/storm/saslauthd-client.js'
+import {
+  OTEL_OFF_WITH_LOGS,
+  singleHostArgs,
+  startService,
+  startShim,
+  startSingleHost,
+  writeTokenFile,
+} from '../../src/testing/deployment.js'
 import { startDelayProxy } from '../../src/testing/fake-kdc.js'
 import { startFlappingProxy } from '../../src/testing/flapping-proxy.js'
-import { freePort } from '../../src/testing/ports.js'
 import { type Realm, startRealm, startRogueKdc } from '../../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import { SASLGATE_BIN, type SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { haveRedis, startRedis } from '../support/redis.js'
 
-const BIN = fileURLToPath(new URL('../../bin/saslgate.js', import.meta.url))
 /** saslauthd.answerDeadlineMs (the default). */
 const DEADLINE_MS = 2000
 /** Longest answer accepted: the deadline + 25% for accept queues and timers on 2 shared cores. */
 const BOUND_MS = DEADLINE_MS * 1.25
 const TOKEN = 'saslgate-faults-token-0123456789abcdef0123456789'
-/**
- * No OpenTelemetry export from the children: no collector listens here, and with the default
- * OTLP exporters a stop after traffic waits ~8.5 s for their export timeouts (measured), which
- * would make the restart case slow. The Prometheus reader and the code paths stay on.
- */
-const OTEL_OFF = {
-  OTEL_TRACES_EXPORTER: 'none',
-  OTEL_METRICS_EXPORTER: 'none',
-  OTEL_LOGS_EXPORTER: 'none',
-}
+// Every child runs with OTEL_OFF_WITH_LOGS: with OTLP exporters and no collector, a stop after
+// traffic waits for their export timeouts, which would make the restart case slow.
 
 interface Cred {
   login: string
@@ -74,6 +71,7 @@ function fresh(): Cred {
 
 let realm: Realm
 let dir: string
+let tokenFile: string
 const procs: SaslgateProcess[] = []
 const closers: Array<() => Promise<void>> = []
 const children = new Set<ChildProcess>()
@@ -84,7 +82,7 @@ before(async () => {
     users: [...USERS, ...ATTACKED].map((u) => ({ name: u.login, password: u.password })),
   })
   dir = await mkdtemp(join(tmpdir(), 'saslgate-faults-'))
-  writeFileSync(join(dir, 'token'), `${TOKEN}\n`, { mode: 0o600 })
+  tokenFile = writeTokenFile(dir, TOKEN)
 })
 
 after(async () => {
@@ -101,60 +99,36 @@ const realKdc = () => kdcOf(realm.kdcs[0]!.port)
 /** `saslgate serve --saslauthd-socket` against the given KDCs (in order). */
 async function singleHost(kdcs: string[], extra: string[] = []) {
   const socket = join(dir, `mux${++seq}`)
-  const proc = await startSaslgate({
-    args: [
-      'serve',
-      '--saslauthd-socket',
-      socket,
-      '--set',
-      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      '--set',
-      'kerberos.breakerResetTimeoutMs=1000',
-      ...extra,
-    ],
-    env: { ...realm.env, ...OTEL_OFF, SASLGATE_KERBEROS_KDCS: `${realm.name}=${kdcs.join(' ')}` },
+  const proc = await startSingleHost({
+    realm,
+    socket,
+    args: ['--set', 'kerberos.breakerResetTimeoutMs=1000', ...extra],
+    env: { ...OTEL_OFF_WITH_LOGS, SASLGATE_KERBEROS_KDCS: `${realm.name}=${kdcs.join(' ')}` },
   })
   procs.push(proc)
   return { proc, socket }
 }
 
 async function service(port?: number) {
-  const p = port ?? (await freePort())
-  const proc = await startSaslgate({
-    args: [
-      'serve',
-      '--listen',
-      `127.0.0.1:${p}`,
-      '--token-file',
-      join(dir, 'token'),
-      '--set',
-      'service.drainTimeoutMs=1000',
-      '--set',
-      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      '--set',
-      'kerberos.breakerResetTimeoutMs=1000',
-    ],
-    env: { ...realm.env, ...OTEL_OFF },
+  const svc = await startService({
+    realm,
+    tokenFile,
+    port,
+    args: ['--set', 'service.drainTimeoutMs=1000', '--set', 'kerberos.breakerResetTimeoutMs=1000'],
+    env: OTEL_OFF_WITH_LOGS,
   })
-  procs.push(proc)
-  return { proc, port: p }
+  procs.push(svc.proc)
+  return svc
 }
 
 async function shim(ports: number[]) {
   const socket = join(dir, `mux${++seq}`)
-  const proc = await startSaslgate({
-    args: [
-      'shim',
-      '--socket',
-      socket,
-      '--upstream',
-      ports.map((p) => `http://127.0.0.1:${p}`).join(','),
-      '--token-file',
-      join(dir, 'token'),
-      '--set',
-      'shim.ejectMs=500',
-    ],
-    env: { ...OTEL_OFF },
+  const proc = await startShim({
+    socket,
+    upstream: ports.map((p) => `http://127.0.0.1:${p}`),
+    tokenFile,
+    args: ['--set', 'shim.ejectMs=500'],
+    env: OTEL_OFF_WITH_LOGS,
   })
   procs.push(proc)
   return { proc, socket }
@@ -483,17 +457,11 @@ describe('faults: the service and its state', () => {
 async function serveWithLogFd(fd: number, socket: string): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    [
-      BIN,
-      'serve',
-      '--saslauthd-socket',
-      socket,
-      '--set',
-      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      '--set',
-      'log.level=debug',
-    ],
-    { env: { PATH: process.env.PATH, ...realm.env, ...OTEL_OFF }, stdio: ['ignore', fd, fd] },
+    [SASLGATE_BIN, ...singleHostArgs(realm, socket, ['--set', 'log.level=debug'])],
+    {
+      env: { PATH: process.env.PATH, ...realm.env, ...OTEL_OFF_WITH_LOGS },
+      stdio: ['ignore', fd, fd],
+    },
   )
   children.add(child)
   child.once('exit', () => children.delete(child))

@@ -5,23 +5,26 @@
  * stopped, frozen, or one of two replicas killed under load.
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { createClient } from '@connectrpc/connect'
 import { createGrpcTransport } from '@connectrpc/connect-node'
 import { AuthService, Decision } from '../../src/gen/saslgate/v1/auth_pb.js'
 import { saslauthdCheck } from '../../src/storm/saslauthd-client.js'
+import {
+  mutualTlsArgs,
+  realmUsers,
+  runBounded,
+  startService,
+  startShim,
+} from '../../src/testing/deployment.js'
 import { startPki, type TestPki } from '../../src/testing/pki.js'
-import { freePort } from '../../src/testing/ports.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import { SASLGATE_BIN as BIN, type SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { TESTSASLAUTHD } from '../support/binaries.js'
-
-const BIN = fileURLToPath(new URL('../../bin/saslgate.js', import.meta.url))
 
 const ALICE = 'alice-Shim-Secret-1'
 const BOB = 'bob-Shim-Secret-22'
@@ -38,12 +41,7 @@ const procs: SaslgateProcess[] = []
 const children = new Set<ChildProcess>()
 
 before(async () => {
-  realm = await startRealm({
-    users: [
-      { name: 'alice', password: ALICE },
-      { name: 'bob', password: BOB },
-    ],
-  })
+  realm = await startRealm({ users: realmUsers({ alice: ALICE, bob: BOB }) })
   pki = await startPki()
   dir = await mkdtemp(join(tmpdir(), 'saslgate-service-shim-'))
   tokenFile = join(dir, 'token')
@@ -64,73 +62,31 @@ after(async () => {
 })
 
 async function service(args: string[] = [], env: Record<string, string> = {}) {
-  const port = await freePort()
-  const p = await startSaslgate({
-    args: [
-      'serve',
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--set',
-      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      '--set',
-      'log.level=debug',
-      ...args,
-    ],
-    env: { ...realm.env, ...env },
+  const svc = await startService({
+    realm,
+    args: ['--set', 'log.level=debug', ...args],
+    env,
     keepAllOutput: true,
   })
-  procs.push(p)
-  return { proc: p, port }
+  procs.push(svc.proc)
+  return svc
 }
 
 async function shim(upstreams: string[], args: string[] = [], env: Record<string, string> = {}) {
   const socket = join(dir, `mux${++seq}`)
-  const p = await startSaslgate({
-    args: [
-      'shim',
-      '--socket',
-      socket,
-      '--upstream',
-      upstreams.join(','),
-      '--set',
-      'log.level=debug',
-      ...args,
-    ],
-    env: { ...env },
+  const p = await startShim({
+    socket,
+    upstream: upstreams,
+    args: ['--set', 'log.level=debug', ...args],
+    env,
     keepAllOutput: true,
   })
   procs.push(p)
   return { proc: p, socket }
 }
 
-function run(file: string, args: string[], env?: NodeJS.ProcessEnv, timeoutMs = 15_000) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string; ms: number }>(
-    (resolve, reject) => {
-      const t0 = performance.now()
-      const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
-      children.add(child)
-      let stdout = ''
-      let stderr = ''
-      child.stdout?.on('data', (d) => {
-        stdout += d
-      })
-      child.stderr?.on('data', (d) => {
-        stderr += d
-      })
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-      child.once('error', (err) => {
-        clearTimeout(timer)
-        children.delete(child)
-        reject(err)
-      })
-      child.once('close', (code) => {
-        clearTimeout(timer)
-        children.delete(child)
-        resolve({ code, stdout, stderr, ms: performance.now() - t0 })
-      })
-    },
-  )
-}
+const run = (file: string, args: string[], env?: NodeJS.ProcessEnv) =>
+  runBounded(file, args, { env, children })
 
 const testsaslauthd = (socket: string, user: string, password: string) =>
   run(TESTSASLAUTHD as string, ['-u', user, '-p', password, '-s', 'imap', '-f', socket])
@@ -249,16 +205,7 @@ describe('shim -> service -> real KDC', { skip: TESTSASLAUTHD === undefined }, (
   test('mutual TLS: a client certificate from the CA authenticates; another CA does not', async () => {
     const client = await pki.issueClient('fe1.saslgate.test')
     const foreign = await pki.issueClient('fe1.saslgate.test', { foreign: true })
-    const svc = await service([
-      '--tls-cert',
-      pki.server.cert,
-      '--tls-key',
-      pki.server.key,
-      '--client-ca',
-      pki.ca,
-      '--set',
-      'service.clientNames=fe1.saslgate.test',
-    ])
+    const svc = await service(mutualTlsArgs(pki, 'fe1.saslgate.test'))
     const url = `https://127.0.0.1:${svc.port}`
     const sh = await shim(
       [url],

@@ -4,7 +4,7 @@
  * for the whole file; each test starts the saslgate it needs.
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync, statSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
@@ -12,14 +12,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { decodeReply, encodeRequest, type RequestFields } from '../../src/saslauthd/codec.js'
+import {
+  realmUsers,
+  runBounded,
+  singleHostArgs,
+  startSingleHost,
+} from '../../src/testing/deployment.js'
 import { startBlackholeKdc, startDelayProxy } from '../../src/testing/fake-kdc.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import { SASLGATE_BIN as BIN, type SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { TESTSASLAUTHD } from '../support/binaries.js'
-
-const BIN = fileURLToPath(new URL('../../bin/saslgate.js', import.meta.url))
 
 const ALICE = 'Alice pässword 1'
 const BOB = 'bob-Secret-22'
@@ -38,12 +41,7 @@ const children = new Set<ChildProcess>()
 
 before(async () => {
   realm = await startRealm({
-    users: [
-      { name: 'alice', password: ALICE },
-      { name: 'bob', password: BOB },
-      { name: 'carol', password: CAROL },
-      { name: 'dave', password: DAVE },
-    ],
+    users: realmUsers({ alice: ALICE, bob: BOB, carol: CAROL, dave: DAVE }),
   })
   dir = await mkdtemp(join(tmpdir(), 'saslgate-single-host-'))
 })
@@ -65,58 +63,20 @@ async function serve(
   extraArgs: string[] = [],
   env: Record<string, string> = {},
 ): Promise<SaslgateProcess> {
-  const gate = await startSaslgate({
-    args: [
-      'serve',
-      '--saslauthd-socket',
-      socket,
-      '--set',
-      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      '--set',
-      'log.level=debug',
-      ...extraArgs,
-    ],
-    env: { ...realm.env, ...env },
+  const gate = await startSingleHost({
+    realm,
+    socket,
+    args: ['--set', 'log.level=debug', ...extraArgs],
+    env,
     keepAllOutput: true,
   })
   gates.push(gate)
   return gate
 }
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-  elapsedMs: number
-}
-
 /** Runs a command with a hard time bound; the child is killed by PID on timeout. */
-function run(file: string, args: string[], env?: NodeJS.ProcessEnv, timeoutMs = 15_000) {
-  return new Promise<Run>((resolve, reject) => {
-    const t0 = performance.now()
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
-    children.add(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout!.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr!.on('data', (d) => {
-      stderr += d
-    })
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.once('error', (err) => {
-      clearTimeout(timer)
-      children.delete(child)
-      reject(err)
-    })
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      children.delete(child)
-      resolve({ code, stdout, stderr, elapsedMs: performance.now() - t0 })
-    })
-  })
-}
+const run = (file: string, args: string[], env?: NodeJS.ProcessEnv, timeoutMs = 15_000) =>
+  runBounded(file, args, { env, timeoutMs, children })
 
 function testsaslauthd(socket: string, user: string, password: string, realmName?: string) {
   const args = ['-u', user, '-p', password, '-s', 'imap', '-f', socket]
@@ -235,14 +195,7 @@ describe('saslgate serve with a real KDC and real clients', { skip: !TESTSASLAUT
   test('a second serve on a live socket refuses to start; the first keeps answering', async (t) => {
     const r = await run(
       process.execPath,
-      [
-        BIN,
-        'serve',
-        '--saslauthd-socket',
-        mainSocket,
-        '--set',
-        `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      ],
+      [BIN, ...singleHostArgs(realm, mainSocket)],
       { PATH: process.env.PATH, ...realm.env },
       15_000,
     )

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -18,9 +18,15 @@ import { after, before, describe, type TestContext, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { saslauthdCheck } from '../../src/storm/saslauthd-client.js'
 import { summarize } from '../../src/storm/stats.js'
-import { freePort } from '../../src/testing/ports.js'
+import {
+  OTEL_OFF_WITH_LOGS,
+  startService,
+  startShim,
+  startSingleHost,
+  writeTokenFile,
+} from '../../src/testing/deployment.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import type { SaslgateProcess } from '../../src/testing/saslgate-process.js'
 
 const HALF_OPEN = Number(process.env.SLOWLORIS_CONNECTIONS ?? 1000)
 const ATTACK_MS = 7000
@@ -28,11 +34,6 @@ const ATTACK_MS = 7000
 const READ_TIMEOUT_MS = 3000
 const DEADLINE_MS = 2000
 const TOKEN = 'saslgate-slowloris-token-0123456789abcdef0123456789'
-const OTEL_OFF = {
-  OTEL_TRACES_EXPORTER: 'none',
-  OTEL_METRICS_EXPORTER: 'none',
-  OTEL_LOGS_EXPORTER: 'none',
-}
 const USERS = Array.from({ length: 12 }, (_, i) => ({
   login: `sl${String(i).padStart(2, '0')}`,
   password: `Slowloris-user-${i}-pw!`,
@@ -54,6 +55,7 @@ const skip =
 
 let realm: Realm
 let dir: string
+let tokenFile: string
 const procs: SaslgateProcess[] = []
 
 before(async () => {
@@ -61,7 +63,7 @@ before(async () => {
     users: USERS.map((u) => ({ name: u.login, password: u.password })),
   })
   dir = await mkdtemp(join(tmpdir(), 'saslgate-slowloris-'))
-  writeFileSync(join(dir, 'token'), `${TOKEN}\n`, { mode: 0o600 })
+  tokenFile = writeTokenFile(dir, TOKEN)
 })
 
 after(async () => {
@@ -207,17 +209,11 @@ async function attack(t: TestContext, label: string, socket: string, pid: number
 describe(`slowloris: ${HALF_OPEN} half-open connections`, { skip }, () => {
   test('single-host socket: real logins go on within the deadline', async (t) => {
     const socket = join(dir, 'single')
-    const proc = await startSaslgate({
-      args: [
-        'serve',
-        '--saslauthd-socket',
-        socket,
-        '--set',
-        `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-        '--set',
-        `saslauthd.readTimeoutMs=${READ_TIMEOUT_MS}`,
-      ],
-      env: { ...realm.env, ...OTEL_OFF },
+    const proc = await startSingleHost({
+      realm,
+      socket,
+      args: ['--set', `saslauthd.readTimeoutMs=${READ_TIMEOUT_MS}`],
+      env: OTEL_OFF_WITH_LOGS,
     })
     procs.push(proc)
     await attack(t, 'single-host', socket, proc.pid)
@@ -225,34 +221,15 @@ describe(`slowloris: ${HALF_OPEN} half-open connections`, { skip }, () => {
   })
 
   test('shim socket (-> service): real logins go on within the deadline', async (t) => {
-    const port = await freePort()
-    const svc = await startSaslgate({
-      args: [
-        'serve',
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--token-file',
-        join(dir, 'token'),
-        '--set',
-        `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
-      ],
-      env: { ...realm.env, ...OTEL_OFF },
-    })
-    procs.push(svc)
+    const svc = await startService({ realm, tokenFile, env: OTEL_OFF_WITH_LOGS })
+    procs.push(svc.proc)
     const socket = join(dir, 'shim')
-    const sh = await startSaslgate({
-      args: [
-        'shim',
-        '--socket',
-        socket,
-        '--upstream',
-        `http://127.0.0.1:${port}`,
-        '--token-file',
-        join(dir, 'token'),
-        '--set',
-        `saslauthd.readTimeoutMs=${READ_TIMEOUT_MS}`,
-      ],
-      env: { ...OTEL_OFF },
+    const sh = await startShim({
+      socket,
+      upstream: svc.url,
+      tokenFile,
+      args: ['--set', `saslauthd.readTimeoutMs=${READ_TIMEOUT_MS}`],
+      env: OTEL_OFF_WITH_LOGS,
     })
     procs.push(sh)
     await attack(t, 'shim', socket, sh.pid)

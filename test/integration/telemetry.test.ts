@@ -9,16 +9,22 @@
  *   - /metrics parses as Prometheus text and the counters move as expected.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { encodeRequest } from '../../src/saslauthd/codec.js'
 import { saslauthdCheck } from '../../src/storm/saslauthd-client.js'
+import {
+  realmUsers,
+  startService,
+  startShim,
+  writeTokenFile,
+} from '../../src/testing/deployment.js'
 import { freePort } from '../../src/testing/ports.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
-import { type SaslgateProcess, startSaslgate } from '../../src/testing/saslgate-process.js'
+import type { SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js'
 import { parsePrometheusText, sampleSum } from '../support/prometheus-text.js'
 
@@ -51,29 +57,18 @@ const otelEnv = () => ({
 })
 
 before(async () => {
-  realm = await startRealm({
-    users: [
-      { name: 'alice', password: ALICE },
-      { name: 'bob', password: BOB },
-      { name: 'carol', password: CAROL },
-    ],
-  })
+  realm = await startRealm({ users: realmUsers({ alice: ALICE, bob: BOB, carol: CAROL }) })
   receiver = await OtlpReceiver.start()
   dir = await mkdtemp(join(tmpdir(), 'saslgate-telemetry-'))
-  const tokenFile = join(dir, 'token')
-  await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 })
+  const tokenFile = writeTokenFile(dir, TOKEN)
   rpcPort = await freePort()
   svcAdmin = await freePort()
   shimAdmin = await freePort()
-  svc = await startSaslgate({
+  const service = await startService({
+    realm,
+    tokenFile,
+    port: rpcPort,
     args: [
-      'serve',
-      '--listen',
-      `127.0.0.1:${rpcPort}`,
-      '--token-file',
-      tokenFile,
-      '--set',
-      `kerberos.verifyPrincipal=${realm.servicePrincipal}`,
       '--set',
       `service.adminListen=127.0.0.1:${svcAdmin}`,
       '--set',
@@ -81,19 +76,16 @@ before(async () => {
       '--set',
       'pipeline.guardThreshold=3',
     ],
-    env: { ...realm.env, ...otelEnv() },
+    env: otelEnv(),
     keepAllOutput: true,
   })
+  svc = service.proc
   socket = join(dir, 'mux')
-  shim = await startSaslgate({
+  shim = await startShim({
+    socket,
+    upstream: service.url,
+    tokenFile,
     args: [
-      'shim',
-      '--socket',
-      socket,
-      '--upstream',
-      `http://127.0.0.1:${rpcPort}`,
-      '--token-file',
-      tokenFile,
       '--set',
       `shim.adminListen=127.0.0.1:${shimAdmin}`,
       '--set',

@@ -4,7 +4,7 @@
  * a fake; this checks the bytes, not Kerberos.
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +15,7 @@ import {
   SaslauthdListener,
   type SaslauthdListenerOptions,
 } from '../../src/saslauthd/listener.js'
+import { type BoundedRun, runBounded } from '../../src/testing/deployment.js'
 import { TESTSASLAUTHD } from '../support/binaries.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'saslgate-tsa-'))
@@ -41,39 +42,9 @@ class FakeAuthenticator implements Authenticator {
   async close(): Promise<void> {}
 }
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-  elapsedMs: number
-}
-
 /** Runs testsaslauthd with a hard time bound; the child is killed by PID on timeout. */
-function testsaslauthd(args: string[], timeoutMs = 15_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now()
-    const child = spawn(TESTSASLAUTHD!, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    children.add(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout!.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr!.on('data', (d) => {
-      stderr += d
-    })
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.once('error', (err) => {
-      clearTimeout(timer)
-      children.delete(child)
-      reject(err)
-    })
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      children.delete(child)
-      resolve({ code, stdout, stderr, elapsedMs: performance.now() - t0 })
-    })
-  })
+function testsaslauthd(args: string[], timeoutMs = 15_000): Promise<BoundedRun> {
+  return runBounded(TESTSASLAUTHD!, args, { timeoutMs, children })
 }
 
 async function start(
