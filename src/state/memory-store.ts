@@ -13,12 +13,17 @@ export const DEFAULT_MEMORY_GUARD_STORE_OPTIONS: Readonly<MemoryGuardStoreOption
   now: Date.now,
 })
 
+/** Expired records dropped from the LRU end per write (more than the one it adds). */
+const SWEEP_PER_WRITE = 8
+
 interface Slot extends GuardCounts {
   expiresAt: number
 }
 
 /**
- * Guard counters in a bounded in-process map (LRU by principal, lazy expiry).
+ * Guard counters in a bounded in-process map (LRU by principal). Expired records go when
+ * touched, and each write drops a few expired ones from the least recently written end, so a
+ * storm on random names holds what is live, not `maxPrincipals` dead records.
  *
  * Limitation: evicting a principal forgets its KDC budget. An attacker would have to touch
  * more than `maxPrincipals` other names between two attempts on a victim (each new name
@@ -38,7 +43,7 @@ export class MemoryGuardStore implements GuardStore {
     this.#options = o
   }
 
-  /** Number of principals tracked (expired ones included until touched). */
+  /** Number of principals tracked (expired ones included until touched or swept). */
   get size(): number {
     return this.#records.size
   }
@@ -120,8 +125,14 @@ export class MemoryGuardStore implements GuardStore {
 
   #upsert(principal: string, windowMs: number): Slot {
     if (this.#closed) throw new SaslgateError('SASLGATE_ERR_CLOSED', 'guard store closed')
+    const now = this.#options.now()
+    for (let i = 0; i < SWEEP_PER_WRITE; i++) {
+      const oldest = this.#records.entries().next().value
+      if (oldest === undefined || oldest[1].expiresAt > now) break
+      this.#records.delete(oldest[0])
+    }
     const r = this.#live(principal) ?? { ...EMPTY_GUARD_COUNTS, expiresAt: 0 }
-    r.expiresAt = this.#options.now() + windowMs
+    r.expiresAt = now + windowMs
     this.#records.delete(principal)
     this.#records.set(principal, r)
     while (this.#records.size > this.#options.maxPrincipals) {

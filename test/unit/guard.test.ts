@@ -136,6 +136,23 @@ describe('Guard', () => {
     assert.equal((await store.get('bot0@EX')).failures, 0)
   })
 
+  test('expired principals are swept as new ones are written: a long storm holds what is live', async () => {
+    const c = clock()
+    const store = new MemoryGuardStore({ now: c.now, maxPrincipals: 100_000 })
+    const guard = new Guard(store, { now: c.now, windowMs: 1000 })
+    let peak = 0
+    for (let sec = 0; sec < 20; sec++) {
+      for (let i = 0; i < 500; i++) await guard.recordFailure(`bot${sec}-${i}@EX`)
+      peak = Math.max(peak, store.size)
+      c.advance(1000)
+    }
+    assert.ok(peak <= 1000, `tracked principals peaked at ${peak}, not ~one window's worth`)
+    await guard.recordFailure('carol@EX')
+    c.advance(500)
+    for (let i = 0; i < 100; i++) await guard.recordFailure(`late${i}@EX`)
+    assert.equal((await store.get('carol@EX')).failures, 1, 'a live record is never swept')
+  })
+
   test('refuses nonsense options', () => {
     const store = new MemoryGuardStore()
     for (const bad of [
