@@ -78,6 +78,8 @@ interface Sample {
   rssMb: number
   heapMb: number
   fds: number
+  /** Verdict cache entries (service only, from its /metrics). */
+  cache?: { positive: number; negative: number }
 }
 
 interface ClassTally {
@@ -145,6 +147,24 @@ async function decisionsByReason(url: string): Promise<Record<string, number>> {
     out[`scrape_failed:${String(err)}`] = 1
   }
   return out
+}
+
+/** `saslgate_cache_entries` by cache from Prometheus text (undefined when the scrape fails). */
+async function cacheEntries(
+  url: string,
+): Promise<{ positive: number; negative: number } | undefined> {
+  try {
+    const text = await (await fetch(url, { signal: AbortSignal.timeout(2000) })).text()
+    const of = (cache: string) =>
+      Number(
+        new RegExp(`^saslgate_cache_entries\\{[^}]*cache="${cache}"[^}]*\\} (\\S+)`, 'm').exec(
+          text,
+        )?.[1],
+      )
+    return { positive: of('positive'), negative: of('negative') }
+  } catch {
+    return undefined
+  }
 }
 
 /** Unavailable answers a storm is designed to produce (shed at admission, or out of time). */
@@ -245,7 +265,8 @@ async function main(): Promise<void> {
     }
 
     const series: Record<keyof typeof watched, Sample[]> = { shim: [], service: [] }
-    const sample = () => {
+    const sample = async () => {
+      const cache = await cacheEntries(`${serviceUrl}/metrics`)
       const tS = (performance.now() - startedAt) / 1000
       for (const [name, pid] of Object.entries(watched) as Array<[keyof typeof watched, number]>) {
         series[name].push({
@@ -257,20 +278,21 @@ async function main(): Promise<void> {
       }
       const s = series.shim.at(-1) as Sample
       const v = series.service.at(-1) as Sample
+      if (cache !== undefined) v.cache = cache
       process.stderr.write(
         `${tS.toFixed(0)} s: ${requests} requests (${Math.round(requests / Math.max(1, tS))}/s), ` +
           `shim rss ${s.rssMb} heap ${s.heapMb} fds ${s.fds}; service rss ${v.rssMb} heap ${v.heapMb} fds ${v.fds}; ` +
-          `false accepts ${falseAccepts}\n`,
+          `cache +${v.cache?.positive}/-${v.cache?.negative}; false accepts ${falseAccepts}\n`,
       )
     }
-    sample()
-    const sampler = setInterval(sample, SAMPLE_MS)
+    await sample()
+    const sampler = setInterval(() => void sample(), SAMPLE_MS)
     await Promise.all([
       ...Array.from({ length: BOTS }, bot),
       ...Array.from({ length: LEGIT }, legit),
     ])
     clearInterval(sampler)
-    sample()
+    await sample()
     const elapsedS = (performance.now() - startedAt) / 1000
 
     const reasons = {
@@ -292,6 +314,7 @@ async function main(): Promise<void> {
     const trend = (name: keyof typeof watched) => {
       const s = series[name].filter((x) => x.tS >= warmS && Number.isFinite(x.heapMb))
       const hours = s.map((x) => x.tS / 3600)
+      const late = s.filter((x) => x.tS >= elapsedS / 2)
       const first = s[0]
       const last = s.at(-1)
       return {
@@ -308,6 +331,14 @@ async function main(): Promise<void> {
             slope(
               hours,
               s.map((x) => x.heapMb),
+            ) * 10,
+          ) / 10,
+        /** Over the second half only: a plateau shows as ~0 here after a slow fill-up. */
+        secondHalfHeapMbPerHour:
+          Math.round(
+            slope(
+              late.map((x) => x.tS / 3600),
+              late.map((x) => x.heapMb),
             ) * 10,
           ) / 10,
         rssMb: {
@@ -351,11 +382,12 @@ async function main(): Promise<void> {
       `legit: ${JSON.stringify(tallies.legit)}`,
       `first-time: ${JSON.stringify(tallies.firstTime)}`,
       `bots: ${JSON.stringify(tallies.bot)}`,
-      '| process | RSS MB (after warm-up -> end, max) | RSS slope MB/h | heap MB after GC (after warm-up -> end, max) | heap slope MB/h | fds (start, after warm-up -> end, max) |',
+      `service verdict cache entries (positive/negative): max ${Math.max(...series.service.map((x) => x.cache?.positive ?? 0))}/${Math.max(...series.service.map((x) => x.cache?.negative ?? 0))}, end ${series.service.at(-1)?.cache?.positive}/${series.service.at(-1)?.cache?.negative}`,
+      '| process | RSS MB (after warm-up -> end, max) | RSS slope MB/h | heap MB after GC (after warm-up -> end, max) | heap slope MB/h (2nd half) | fds (start, after warm-up -> end, max) |',
       '|---|---|---|---|---|---|',
       ...(['shim', 'service'] as const).map((n) => {
         const t = result[n]
-        return `| ${n} | ${t.rssMb.afterWarmUp} -> ${t.rssMb.end}, ${t.rssMb.max} | ${t.rssMbPerHour} | ${t.heapMb.afterWarmUp} -> ${t.heapMb.end}, ${t.heapMb.max} | ${t.heapMbPerHour} | ${t.fds.start}, ${t.fds.afterWarmUp} -> ${t.fds.end}, ${t.fds.max} |`
+        return `| ${n} | ${t.rssMb.afterWarmUp} -> ${t.rssMb.end}, ${t.rssMb.max} | ${t.rssMbPerHour} | ${t.heapMb.afterWarmUp} -> ${t.heapMb.end}, ${t.heapMb.max} | ${t.heapMbPerHour} (${t.secondHalfHeapMbPerHour}) | ${t.fds.start}, ${t.fds.afterWarmUp} -> ${t.fds.end}, ${t.fds.max} |`
       }),
     ]
     process.stdout.write(`${lines.join('\n')}\n`)
