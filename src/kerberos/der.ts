@@ -3,7 +3,8 @@
  * reads itself (no dependency). It only ever throws `DerError`
  * (`SASLGATE_ERR_DER`), never reads outside the buffer, and accepts DER only: definite,
  * minimal lengths and minimal tag numbers; BER-only forms (indefinite lengths, long forms
- * for short lengths, constructed strings) are refused.
+ * for short lengths, constructed strings) are refused. A reader may opt into two BER
+ * relaxations with `DerLeniency`: non-minimal lengths and non-minimal INTEGERs.
  */
 import { SaslgateError } from '../errors.js'
 
@@ -37,6 +38,21 @@ export class DerError extends SaslgateError {
   }
 }
 
+/**
+ * The two BER relaxations of strict DER that a reader may opt into to peek at what peers
+ * send (kdc-message.ts: KDCs are not all strict DER encoders, and libkrb5 reads both forms).
+ * Everything else stays refused, indefinite lengths included.
+ */
+export interface DerLeniency {
+  /** Long-form lengths that are not minimal: `81 05`, `84 00 00 00 05`. */
+  nonMinimalLengths?: boolean
+  /** INTEGERs with redundant leading `00` / `ff` octets: `02 02 00 05`. */
+  nonMinimalIntegers?: boolean
+}
+
+/** Strict DER: the default everywhere. */
+const STRICT: DerLeniency = {}
+
 /** One TLV: where it is in the buffer and what its tag says. Offsets are absolute. */
 export interface DerElement {
   cls: TagClass
@@ -51,7 +67,12 @@ export interface DerElement {
 }
 
 /** Reads the TLV at `offset`; it must end at or before `limit`. */
-export function readElement(buf: Buffer, offset: number, limit: number = buf.length): DerElement {
+export function readElement(
+  buf: Buffer,
+  offset: number,
+  limit: number = buf.length,
+  leniency: DerLeniency = STRICT,
+): DerElement {
   if (!Number.isInteger(offset) || offset < 0) throw new DerError('bad offset', 0)
   const end = Math.min(limit, buf.length)
   let p = offset
@@ -82,10 +103,11 @@ export function readElement(buf: Buffer, offset: number, limit: number = buf.len
     const n = first & 0x7f
     if (n > 4) throw new DerError('length too large', p - 1)
     if (p + n > end) throw new DerError('truncated length', p)
-    if (buf[p] === 0) throw new DerError('non-minimal length', p)
+    const minimal = !leniency.nonMinimalLengths
+    if (minimal && buf[p] === 0) throw new DerError('non-minimal length', p)
     length = 0
     for (let i = 0; i < n; i++) length = length * 256 + buf[p++]!
-    if (length < 0x80) throw new DerError('non-minimal length', p - n)
+    if (minimal && length < 0x80) throw new DerError('non-minimal length', p - n)
   }
   if (length > end - p) throw new DerError('length past the end', p)
   return { cls, constructed, tagNumber, start: offset, contentStart: p, end: p + length }
@@ -114,11 +136,15 @@ export function expectTag(
 }
 
 /** Iterates the elements inside a constructed element (SEQUENCE, SEQUENCE OF, SET ...). */
-export function* children(buf: Buffer, el: DerElement): Generator<DerElement> {
+export function* children(
+  buf: Buffer,
+  el: DerElement,
+  leniency: DerLeniency = STRICT,
+): Generator<DerElement> {
   if (!el.constructed) throw new DerError('expected a constructed element', el.start)
   let p = el.contentStart
   while (p < el.end) {
-    const child = readElement(buf, p, el.end)
+    const child = readElement(buf, p, el.end, leniency)
     yield child
     p = child.end
   }
@@ -131,14 +157,19 @@ export function sequenceItems(buf: Buffer, el: DerElement, what = 'SEQUENCE'): D
 }
 
 /** The single element wrapped by an EXPLICIT tag `[n]` (context class, constructed). */
-export function explicitInner(buf: Buffer, el: DerElement, tagNumber?: number): DerElement {
+export function explicitInner(
+  buf: Buffer,
+  el: DerElement,
+  tagNumber?: number,
+  leniency: DerLeniency = STRICT,
+): DerElement {
   if (el.cls !== TagClass.context || !el.constructed) {
     throw new DerError('expected an explicit context tag', el.start)
   }
   if (tagNumber !== undefined && el.tagNumber !== tagNumber) {
     throw new DerError(`expected [${tagNumber}]`, el.start)
   }
-  const inner = readElement(buf, el.contentStart, el.end)
+  const inner = readElement(buf, el.contentStart, el.end, leniency)
   if (inner.end !== el.end) throw new DerError('trailing bytes inside an explicit tag', inner.end)
   return inner
 }
@@ -151,19 +182,28 @@ export interface IntegerBounds {
 /** Int32 bounds, as Kerberos uses for enctypes, error codes and padata types. */
 export const INT32: IntegerBounds = { min: -0x80000000, max: 0x7fffffff }
 
-/** An INTEGER (minimal two's complement) as a number within `bounds`. */
-export function readInteger(buf: Buffer, el: DerElement, bounds: IntegerBounds = INT32): number {
+/**
+ * An INTEGER (minimal two's complement) as a number within `bounds`. Even when lenient,
+ * more than 6 content octets are refused.
+ */
+export function readInteger(
+  buf: Buffer,
+  el: DerElement,
+  bounds: IntegerBounds = INT32,
+  leniency: DerLeniency = STRICT,
+): number {
   expectTag(el, TagClass.universal, false, UniversalTag.integer, 'INTEGER')
   const n = el.end - el.contentStart
   if (n === 0) throw new DerError('empty INTEGER', el.start)
-  if (n > 1) {
+  if (n > 1 && !leniency.nonMinimalIntegers) {
     const a = buf[el.contentStart]!
     const b = buf[el.contentStart + 1]!
     if ((a === 0 && (b & 0x80) === 0) || (a === 0xff && (b & 0x80) !== 0)) {
       throw new DerError('non-minimal INTEGER', el.contentStart)
     }
   }
-  // 6 bytes hold every safe integer's neighbourhood; larger values are out of any bound here.
+  // 6 bytes hold every safe integer's neighbourhood; larger values are out of any bound here
+  // (a lenient, non-minimal encoding that long is refused too).
   if (n > 6) throw new DerError('INTEGER out of range', el.start)
   const value = buf.readIntBE(el.contentStart, n)
   if (value < bounds.min || value > bounds.max) throw new DerError('INTEGER out of range', el.start)

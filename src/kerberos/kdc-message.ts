@@ -1,9 +1,22 @@
 /**
  * Tiny, bounds-checked look at a KDC reply: is it a Kerberos reply at all (KRB-ERROR,
- * AS-REP, TGS-REP), and which error code does a KRB-ERROR carry. No decryption, no
- * allocation beyond the result: the transport uses it to drop garbage datagrams and to
+ * AS-REP, TGS-REP), and which error code does a KRB-ERROR carry. No decryption, only the
+ * outer fields (read with der.ts): the transport uses it to drop garbage datagrams and to
  * spot KRB_ERR_RESPONSE_TOO_BIG. libkrb5 does the real parsing.
  */
+import {
+  children,
+  type DerElement,
+  DerError,
+  type DerLeniency,
+  explicitInner,
+  hasTag,
+  INT32,
+  readElement,
+  readInteger,
+  TagClass,
+  UniversalTag,
+} from './der.js'
 
 /** KRB_ERR_RESPONSE_TOO_BIG: the reply does not fit a datagram, retry over TCP. */
 export const KRB_ERR_RESPONSE_TOO_BIG = 52
@@ -16,78 +29,61 @@ export interface KdcReplyInfo {
   errorCode?: number
 }
 
-/** Outer DER tag (APPLICATION n, constructed) -> kind and the msg-type it must carry. */
+/** Outer tag number (APPLICATION n, constructed) -> kind and the msg-type it must carry. */
 const KINDS: ReadonlyMap<number, { kind: KdcReplyKind; msgType: number }> = new Map([
-  [0x7e, { kind: 'krb-error', msgType: 30 }],
-  [0x6b, { kind: 'as-rep', msgType: 11 }],
-  [0x6d, { kind: 'tgs-rep', msgType: 13 }],
+  [30, { kind: 'krb-error', msgType: 30 }],
+  [11, { kind: 'as-rep', msgType: 11 }],
+  [13, { kind: 'tgs-rep', msgType: 13 }],
 ])
 
-interface Tlv {
-  tag: number
-  /** First content byte. */
-  start: number
-  /** One past the last content byte. */
-  end: number
-}
+/**
+ * KDCs are not all strict DER encoders and libkrb5 reads non-minimal lengths and INTEGERs,
+ * so this look accepts them too (it only decides whether libkrb5 gets to see a datagram).
+ */
+const LENIENT: DerLeniency = { nonMinimalLengths: true, nonMinimalIntegers: true }
 
-/** Reads one DER TLV at `offset` that must end at or before `limit`. */
-function readTlv(buf: Buffer, offset: number, limit: number): Tlv | undefined {
-  if (offset + 2 > limit) return undefined
-  const tag = buf[offset]!
-  if ((tag & 0x1f) === 0x1f) return undefined // multi-byte tags never occur here
-  let len = buf[offset + 1]!
-  let p = offset + 2
-  if (len & 0x80) {
-    const n = len & 0x7f
-    if (n === 0 || n > 4 || p + n > limit) return undefined // indefinite or absurd
-    len = 0
-    for (let i = 0; i < n; i++) len = len * 256 + buf[p++]!
-  }
-  if (p + len > limit) return undefined
-  return { tag, start: p, end: p + len }
-}
+/** pvno, msg-type and error-code INTEGERs with more content octets are not read. */
+const MAX_INTEGER_OCTETS = 4
 
-/** A DER INTEGER that fits an Int32, or undefined. */
-function readInt32(buf: Buffer, tlv: Tlv): number | undefined {
-  if (tlv.tag !== 0x02) return undefined
-  const n = tlv.end - tlv.start
-  if (n < 1 || n > 4) return undefined
-  return buf.readIntBE(tlv.start, n)
-}
-
-/** The INTEGER inside a context tag `[n] INTEGER`. */
-function readTaggedInt(buf: Buffer, field: Tlv): number | undefined {
-  const inner = readTlv(buf, field.start, field.end)
-  if (!inner || inner.end !== field.end) return undefined
-  return readInt32(buf, inner)
-}
+/** Context tag numbers above this take the multi-octet form: never in a KDC reply. */
+const MAX_FIELD_TAG = 30
 
 /**
  * Classifies `buf` as a Kerberos reply, or returns undefined for anything else (garbage,
- * truncated, trailing bytes, wrong pvno or msg-type).
+ * truncated, trailing bytes, wrong pvno or msg-type). Never throws on any bytes; the work
+ * is one pass over the outer SEQUENCE's fields.
  */
 export function classifyKdcReply(buf: Buffer): KdcReplyInfo | undefined {
-  const outer = readTlv(buf, 0, buf.length)
-  if (!outer || outer.end !== buf.length) return undefined
-  const expected = KINDS.get(outer.tag)
+  try {
+    return classify(buf)
+  } catch (err) {
+    if (err instanceof DerError) return undefined
+    throw err
+  }
+}
+
+function classify(buf: Buffer): KdcReplyInfo | undefined {
+  const outer = readElement(buf, 0, buf.length, LENIENT)
+  if (outer.end !== buf.length) return undefined
+  if (outer.cls !== TagClass.application || !outer.constructed) return undefined
+  const expected = KINDS.get(outer.tagNumber)
   if (!expected) return undefined
-  const seq = readTlv(buf, outer.start, outer.end)
-  if (seq?.tag !== 0x30 || seq.end !== outer.end) return undefined
+  const seq = readElement(buf, outer.contentStart, outer.end, LENIENT)
+  if (!hasTag(seq, TagClass.universal, true, UniversalTag.sequence)) return undefined
+  if (seq.end !== outer.end) return undefined
 
   let pvno: number | undefined
   let msgType: number | undefined
   let errorCode: number | undefined
-  let p = seq.start
-  // A SEQUENCE of at most a dozen context-tagged fields; bounded by the buffer anyway.
-  while (p < seq.end) {
-    const field = readTlv(buf, p, seq.end)
-    if (!field || (field.tag & 0xe0) !== 0xa0) return undefined
-    const n = field.tag & 0x1f
-    if (n === 0) pvno = readTaggedInt(buf, field)
-    else if (n === 1) msgType = readTaggedInt(buf, field)
-    else if (n === 6 && expected.kind === 'krb-error') errorCode = readTaggedInt(buf, field)
-    p = field.end
+  // A malformed field makes the whole reply unreadable (DerError); an unreadable INTEGER
+  // in a field only leaves that value unset (the last occurrence of a field wins).
+  for (const field of children(buf, seq, LENIENT)) {
+    if (field.cls !== TagClass.context || !field.constructed) return undefined
+    if (field.tagNumber > MAX_FIELD_TAG) return undefined
+    const n = field.tagNumber
+    if (n === 0) pvno = taggedInt32(buf, field)
+    else if (n === 1) msgType = taggedInt32(buf, field)
+    else if (n === 6 && expected.kind === 'krb-error') errorCode = taggedInt32(buf, field)
   }
   if (pvno !== 5 || msgType !== expected.msgType) return undefined
   if (expected.kind === 'krb-error') {
@@ -95,6 +91,18 @@ export function classifyKdcReply(buf: Buffer): KdcReplyInfo | undefined {
     return { kind: 'krb-error', errorCode }
   }
   return { kind: expected.kind }
+}
+
+/** The INTEGER (at most 4 content octets) inside `[n] INTEGER`, or undefined. */
+function taggedInt32(buf: Buffer, field: DerElement): number | undefined {
+  try {
+    const inner = explicitInner(buf, field, undefined, LENIENT)
+    if (inner.end - inner.contentStart > MAX_INTEGER_OCTETS) return undefined
+    return readInteger(buf, inner, INT32, LENIENT)
+  } catch (err) {
+    if (err instanceof DerError) return undefined
+    throw err
+  }
 }
 
 /** True when `buf` looks like a KRB-ERROR, AS-REP or TGS-REP. */

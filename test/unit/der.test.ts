@@ -153,6 +153,95 @@ describe('INTEGER', () => {
   })
 })
 
+describe('leniency (BER lengths and INTEGERs, opt-in)', () => {
+  const lengths = { nonMinimalLengths: true }
+  const integers = { nonMinimalIntegers: true }
+
+  it('reads non-minimal long-form lengths only when asked', () => {
+    for (const [bytes, length] of [
+      ['04 81 05 0102030405', 5],
+      ['04 82 00 05 0102030405', 5],
+      ['04 84 00 00 00 00', 0],
+      ['04 82 00 80', -1],
+    ] as const) {
+      const buf = hex(bytes)
+      assertDerError(() => readElement(buf, 0), /non-minimal length|past the end/)
+      if (length < 0) {
+        assertDerError(() => readElement(buf, 0, buf.length, lengths), /past the end/)
+        continue
+      }
+      const el = readElement(buf, 0, buf.length, lengths)
+      assert.equal(el.end - el.contentStart, length, bytes)
+      assert.equal(el.end, buf.length)
+    }
+  })
+
+  const stillRefused: [string, string, RegExp][] = [
+    ['indefinite length', '30 80 00 00', /indefinite/],
+    ['reserved length octet', '04 ff', /reserved/],
+    ['five length octets', '04 85 00 00 00 00 01 00', /too large/],
+    ['a 4 GiB length', '04 84 ff ff ff ff 00', /past the end/],
+    ['truncated long length', '04 84 00 00', /truncated length/],
+    ['high-tag form for a low number', '1f 05 00', /low tag number/],
+  ]
+  for (const [name, bytes, pattern] of stillRefused) {
+    it(`still refuses ${name}`, () => {
+      const buf = hex(bytes)
+      assertDerError(() => readElement(buf, 0, buf.length, lengths), pattern)
+    })
+  }
+
+  it('passes the leniency down through children and explicitInner', () => {
+    const seq = hex('30 07 02 81 01 05 02 01 06')
+    assertDerError(() => [...children(seq, readElement(seq, 0))], /non-minimal length/)
+    const items = [...children(seq, readElement(seq, 0), lengths)]
+    assert.deepEqual(
+      items.map((el) => readInteger(seq, el)),
+      [5, 6],
+    )
+    const tagged = hex('a6 84 00 00 00 05 02 82 00 01 34')
+    const outer = readElement(tagged, 0, tagged.length, lengths)
+    assertDerError(() => explicitInner(tagged, outer, 6), /non-minimal length/)
+    assert.equal(readInteger(tagged, explicitInner(tagged, outer, 6, lengths)), 0x34)
+  })
+
+  it('reads non-minimal INTEGERs only when asked, within bounds and 6 octets', () => {
+    for (const [content, value] of [
+      ['00 05', 5],
+      ['00 00 00 34', 0x34],
+      ['ff ff', -1],
+      ['ff ff 80', -128],
+      ['00 00 00 00 00 05', 5],
+    ] as const) {
+      const buf = tlv(0x02, hex(content))
+      assertDerError(() => readInteger(buf, readElement(buf, 0)), /non-minimal INTEGER/)
+      assert.equal(readInteger(buf, readElement(buf, 0), INT32, integers), value, content)
+    }
+    for (const content of ['00 00 00 00 00 00 05', '00 80 00 00 00', '']) {
+      const buf = tlv(0x02, hex(content))
+      assertDerError(() => readInteger(buf, readElement(buf, 0), INT32, integers))
+    }
+    const mistagged = tlv(0x04, hex('00 05'))
+    assertDerError(() => readInteger(mistagged, readElement(mistagged, 0), INT32, integers))
+  })
+
+  it('lenient readElement never points outside the buffer or its limit', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(70), fc.nat(70), (bytes, at, limit) => {
+        const buf = Buffer.from(bytes)
+        try {
+          const el = readElement(buf, at, limit, { ...lengths, ...integers })
+          assert.ok(el.contentStart > el.start && el.end >= el.contentStart)
+          assert.ok(el.end <= Math.min(limit, buf.length))
+        } catch (err) {
+          assert.ok(err instanceof DerError, `unexpected ${String(err)}`)
+        }
+      }),
+      { numRuns: 3000 },
+    )
+  })
+})
+
 describe('strings', () => {
   it('reads OCTET STRING and GeneralString content as copies', () => {
     const buf = Buffer.concat([tlv(0x04, [1, 2, 3]), tlv(0x1b, Buffer.from('EXAMPLE.COMalice'))])

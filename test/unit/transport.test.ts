@@ -321,6 +321,72 @@ describe('kdc-message', () => {
     assert.equal(isKdcReply(Buffer.from([0x7e, 0x80, 0x30, 0x80, 0, 0, 0, 0])), false, 'indefinite')
   })
 
+  /** A TLV whose length takes `octets` long-form octets, minimal or not. */
+  const longForm = (tag: number, content: Buffer, octets: number) => {
+    const len = Buffer.alloc(octets)
+    len.writeUIntBE(content.length, 0, octets)
+    return Buffer.concat([Buffer.from([tag, 0x80 | octets]), len, content])
+  }
+  const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
+  /** pvno 5, msg-type 30, then `fields`, in a KRB-ERROR. */
+  const errorWith = (...fields: Buffer[]) =>
+    der(0x7e, der(0x30, Buffer.concat([ctx(0, derInt(5)), ctx(1, derInt(30)), ...fields])))
+
+  test('reads non-minimal lengths and INTEGERs (BER), as libkrb5 does', () => {
+    const inner = Buffer.concat([
+      longForm(0xa0, longForm(0x02, hex('05'), 4), 2),
+      longForm(0xa1, der(0x02, hex('00 1e')), 1),
+      ctx(6, der(0x02, hex('00 00 00 34'))),
+    ])
+    const reply = longForm(0x7e, longForm(0x30, inner, 4), 4)
+    assert.deepEqual(classifyKdcReply(reply), { kind: 'krb-error', errorCode: 52 })
+    assert.equal(krbErrorCode(errorWith(ctx(6, der(0x02, hex('ff ff'))))), -1)
+    assert.equal(krbErrorCode(errorWith(ctx(6, der(0x02, hex('7f ff ff ff'))))), 0x7fffffff)
+    assert.equal(krbErrorCode(errorWith(ctx(6, der(0x02, hex('80 00 00 00'))))), -0x80000000)
+    // More than 4 INTEGER octets is not an Int32 field, even when the value would fit.
+    assert.equal(krbErrorCode(errorWith(ctx(6, der(0x02, hex('00 00 00 00 34'))))), undefined)
+    assert.equal(krbErrorCode(errorWith(ctx(6, der(0x02, hex('00 80 00 00 00'))))), undefined)
+    assert.equal(krbErrorCode(errorWith(ctx(6, der(0x02, Buffer.alloc(0))))), undefined)
+    // Every truncation of the lenient reply is refused, none throws.
+    for (let n = 0; n < reply.length; n++) {
+      assert.equal(classifyKdcReply(reply.subarray(0, n)), undefined, `first ${n} bytes`)
+    }
+  })
+
+  test('refuses malformed fields and impossible lengths', () => {
+    const code = ctx(6, derInt(52))
+    assert.equal(krbErrorCode(errorWith(code)), 52)
+    const refused: [string, Buffer][] = [
+      ['a multi-octet field tag', errorWith(code, hex('bf 1f 03 02 01 00'))],
+      ['a universal field', errorWith(code, hex('02 01 00'))],
+      ['a primitive context field', errorWith(code, hex('86 01 34'))],
+      ['a field running past the SEQUENCE', errorWith(code, hex('a7 05 02 01 00'))],
+      ['trailing bytes in [6]', errorWith(ctx(6, hex('02 01 34 02 01 00')))],
+      ['[6] holding no INTEGER', errorWith(ctx(6, der(0x04, hex('34'))))],
+      ['a SET for the SEQUENCE', der(0x7e, der(0x31, Buffer.concat([ctx(0, derInt(5))])))],
+      ['two elements in the outer tag', Buffer.concat([hex('7e 04 30 00 30 00')])],
+      ['a 4 GiB length', hex('7e 84 ff ff ff ff 30 00')],
+      ['five length octets', hex('7e 85 00 00 00 00 02 30 00')],
+      ['a reserved length octet', hex('7e ff 30 00')],
+      ['a truncated long length', hex('7e 83 00 00')],
+      ['a multi-octet outer tag', hex('7f 1e 02 30 00')],
+      ['a primitive outer tag', Buffer.from([0x5e, ...errorWith(code).subarray(1)])],
+    ]
+    for (const [what, buf] of refused) assert.equal(classifyKdcReply(buf), undefined, what)
+  })
+
+  test('an unreadable INTEGER only unsets its field; the last occurrence wins', () => {
+    const bad = ctx(6, der(0x04, hex('34')))
+    assert.equal(krbErrorCode(errorWith(bad, ctx(6, derInt(52)))), 52)
+    assert.equal(krbErrorCode(errorWith(ctx(6, derInt(52)), bad)), undefined)
+    assert.equal(krbErrorCode(errorWith(ctx(6, derInt(24)), ctx(6, derInt(52)))), 52)
+    // Fields other than pvno, msg-type (and a KRB-ERROR's error-code) are not read inside.
+    const rep = der(0x6b, der(0x30, Buffer.concat([ctx(0, derInt(5)), ctx(1, derInt(11)), bad])))
+    assert.deepEqual(classifyKdcReply(rep), { kind: 'as-rep' })
+    const tgs = der(0x6d, der(0x30, Buffer.concat([ctx(1, derInt(13)), ctx(0, derInt(5))])))
+    assert.deepEqual(classifyKdcReply(tgs), { kind: 'tgs-rep' }, 'any field order')
+  })
+
   test('any bytes: a verdict, never a throw', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
