@@ -12,113 +12,57 @@
  * realm kind, so the dump's keys decrypt under the new stash).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { accessSync, closeSync, constants, openSync, rmSync } from 'node:fs'
-import {
-  chmod,
-  copyFile,
-  mkdir,
-  mkdtemp,
-  open,
-  readFile,
-  rename,
-  rm,
-  writeFile,
-} from 'node:fs/promises'
+import { closeSync, openSync } from 'node:fs'
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SaslgateError } from '../errors.js'
 import { freePort } from './ports.js'
+import { liveChildren, liveDirs, track } from './realm-cleanup.js'
+import {
+  buildCommands,
+  cacheKey,
+  HOST,
+  kq,
+  LOCKOUT_POLICY,
+  principalCount,
+  renderKdcConf,
+  renderKrb5Conf,
+} from './realm-config.js'
+import { fileSize, readFrom } from './realm-files.js'
+import {
+  checkUser,
+  configError,
+  PROBE_PRINCIPAL,
+  type RealmOptions,
+  type RealmUser,
+  type ResolvedOptions,
+  resolveOptions,
+} from './realm-options.js'
+import {
+  childEnv,
+  fail,
+  findTool,
+  kadminErrors,
+  optionalTool,
+  redact,
+  runTool,
+  tail,
+} from './realm-tools.js'
 
-export interface RealmUser {
-  name: string
-  password: string
-}
-
-export interface LockoutPolicy {
-  maxFailure: number
-  failureCountIntervalS: number
-  lockoutDurationS: number
-}
-
-export interface RealmOptions {
-  /** Realm name (upper case). */
-  realm?: string
-  /** Password principals, created `+requires_preauth`. */
-  users?: readonly RealmUser[]
-  /** Extra principals `bulk0001`... with random keys (cheap: no string-to-key). */
-  randomKeyUsers?: number
-  /** Unqualified service principal exported to `realm.keytab`. */
-  servicePrincipal?: string
-  /** Password principals whose password expired in 2000 (KDC_ERR_KEY_EXP). */
-  expiredUsers?: readonly RealmUser[]
-  /** Password principals with `-allow_tix` (KDC_ERR_CLIENT_REVOKED). */
-  disabledUsers?: readonly RealmUser[]
-  /** A lockout policy attached to every user principal (not the service principal). */
-  lockout?: LockoutPolicy
-  /** More krb5kdc processes serving the same database on other ports. */
-  extraKdcs?: number
-  /** `supported_enctypes` of the realm (keys of every new principal). */
-  enctypes?: string
-  /** Master password of the database (fixed so cached dumps load). */
-  masterPassword?: string
-  /** Use the dump cache: true, false, or undefined = when there are many password principals. */
-  cache?: boolean
-  cacheMinPasswordUsers?: number
-  cacheDir?: string
-  /** Bounded wait for a KDC to answer after spawning it. */
-  startTimeoutMs?: number
-  /** Bounded wait for a KDC to exit after SIGTERM (then SIGKILL). */
-  stopTimeoutMs?: number
-  /** Timeout of one kdb5_util / kadmin.local / kinit run (batches add a per-principal share). */
-  toolTimeoutMs?: number
-  toolTimeoutPerPrincipalMs?: number
-  /** New ports tried when a KDC cannot bind its port. */
-  portClashRetries?: number
-  maxTicketLife?: string
-}
-
-export const DEFAULT_REALM_OPTIONS = {
-  realm: 'SASLGATE.TEST',
-  users: [] as readonly RealmUser[],
-  randomKeyUsers: 0,
-  servicePrincipal: 'host/saslgate.test',
-  expiredUsers: [] as readonly RealmUser[],
-  disabledUsers: [] as readonly RealmUser[],
-  lockout: undefined as LockoutPolicy | undefined,
-  extraKdcs: 0,
-  enctypes: 'aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal',
-  masterPassword: 'saslgate-test-realm-master',
-  cache: undefined as boolean | undefined,
-  cacheMinPasswordUsers: 50,
-  cacheDir: join(tmpdir(), 'saslgate-realm-cache'),
-  startTimeoutMs: 10_000,
-  stopTimeoutMs: 5_000,
-  toolTimeoutMs: 30_000,
-  toolTimeoutPerPrincipalMs: 50,
-  portClashRetries: 5,
-  maxTicketLife: '10h',
-}
+export {
+  DEFAULT_REALM_OPTIONS,
+  type LockoutPolicy,
+  PROBE_PRINCIPAL,
+  type RealmOptions,
+  type RealmUser,
+} from './realm-options.js'
 
 /** The rogue realm's master password: a different master key from every real test realm. */
 export const ROGUE_MASTER_PASSWORD = 'saslgate-rogue-realm-master'
 
-/** Principal used to probe a KDC's readiness; excluded from `kdcRequestCount()`. */
-export const PROBE_PRINCIPAL = 'saslgate-kdc-probe'
-
-const HOST = '127.0.0.1'
-const CACHE_FORMAT = 'v1'
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$/
-const REALM_RE = /^[A-Z0-9][A-Z0-9.-]{0,63}$/
-const ENCTYPES_RE = /^[a-z0-9-]+:[a-z0-9]+( [a-z0-9-]+:[a-z0-9]+)*$/
-const MAX_PASSWORD_LENGTH = 256
 const REQUEST_LINE_RE = /\]\(info\): (?:AS_REQ|TGS_REQ) \(/
-const KADMIN_NOISE_RE =
-  /^(?:WARNING: )?No policy specified for \S+; (?:defaulting to no|assigning)/i
-/** Name of the lockout policy (attached after the keys are set: MIT refuses, under any policy,
- * a password equal to a name component, and test users often have such passwords). */
-const LOCKOUT_POLICY = 'saslgate-lockout'
 
 export interface KdcInfo {
   host: string
@@ -152,310 +96,6 @@ export interface Realm {
   stopKdc(index: number): Promise<void>
   startKdc(index: number): Promise<void>
   close(): Promise<void>
-}
-
-type ResolvedOptions = typeof DEFAULT_REALM_OPTIONS
-
-// ---------------------------------------------------------------------------------------------
-// Best-effort cleanup if the process exits without close() (e.g. a crashed test run). The KDCs
-// also get PR_SET_PDEATHSIG through setpriv, which covers a killed parent.
-
-const liveChildren = new Set<ChildProcess>()
-const liveDirs = new Set<string>()
-let exitHookInstalled = false
-
-function track(child?: ChildProcess, dir?: string): void {
-  if (child !== undefined) liveChildren.add(child)
-  if (dir !== undefined) liveDirs.add(dir)
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  process.on('exit', () => {
-    for (const c of liveChildren) {
-      if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) {
-        try {
-          process.kill(c.pid, 'SIGKILL')
-        } catch {
-          // already gone
-        }
-      }
-    }
-    for (const d of liveDirs) rmSync(d, { recursive: true, force: true })
-  })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Options
-
-function fail(message: string, cause?: unknown): never {
-  throw new SaslgateError('SASLGATE_ERR_TEST_REALM', message, cause === undefined ? {} : { cause })
-}
-
-function configError(message: string): never {
-  throw new SaslgateError('SASLGATE_ERR_CONFIG', message)
-}
-
-function resolveOptions(options: RealmOptions): ResolvedOptions {
-  const o: ResolvedOptions = { ...DEFAULT_REALM_OPTIONS }
-  for (const [key, value] of Object.entries(options)) {
-    if (!(key in DEFAULT_REALM_OPTIONS)) configError(`realm option ${key} is unknown`)
-    if (value !== undefined) (o as Record<string, unknown>)[key] = value
-  }
-  if (!REALM_RE.test(o.realm)) configError('realm option realm must be an upper-case realm name')
-  if (!NAME_RE.test(o.servicePrincipal)) configError('realm option servicePrincipal is invalid')
-  if (!ENCTYPES_RE.test(o.enctypes)) configError('realm option enctypes is invalid')
-  for (const key of ['randomKeyUsers', 'extraKdcs', 'portClashRetries'] as const) {
-    if (!Number.isSafeInteger(o[key]) || o[key] < 0) configError(`realm option ${key} must be >= 0`)
-  }
-  if (o.randomKeyUsers > 9999) configError('realm option randomKeyUsers must be <= 9999')
-  const names = new Set([o.servicePrincipal, PROBE_PRINCIPAL])
-  for (const list of ['users', 'expiredUsers', 'disabledUsers'] as const) {
-    for (const [i, user] of o[list].entries()) {
-      checkUser(user, `${list}[${i}]`)
-      if (names.has(user.name)) configError(`realm option ${list}[${i}] repeats a principal name`)
-      names.add(user.name)
-    }
-  }
-  if (o.lockout !== undefined) {
-    for (const [k, v] of Object.entries(o.lockout)) {
-      if (!Number.isSafeInteger(v) || v < 0) configError(`realm option lockout.${k} must be >= 0`)
-    }
-  }
-  return o
-}
-
-function checkUser(user: RealmUser, where: string): void {
-  if (typeof user?.name !== 'string' || !NAME_RE.test(user.name)) {
-    configError(`realm option ${where}.name is not a plain principal name`)
-  }
-  if (/^bulk\d{4}$/.test(user.name)) configError(`realm option ${where}.name is reserved`)
-  checkPassword(user.password, `${where}.password`)
-}
-
-function checkPassword(password: string, where: string): void {
-  if (
-    typeof password !== 'string' ||
-    password.length === 0 ||
-    password.length > MAX_PASSWORD_LENGTH ||
-    /[\0\r\n]/.test(password)
-  ) {
-    configError(`realm option ${where} must be 1-${MAX_PASSWORD_LENGTH} chars without NUL/CR/LF`)
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tools
-
-function findTool(name: string): string {
-  const dirs = [
-    ...(process.env.PATH ?? '').split(delimiter),
-    '/usr/sbin',
-    '/usr/bin',
-    '/sbin',
-    '/usr/local/sbin',
-  ]
-  for (const dir of dirs) {
-    if (dir === '') continue
-    const path = join(dir, name)
-    try {
-      accessSync(path, constants.X_OK)
-      return path
-    } catch {
-      // not here
-    }
-  }
-  return fail(`${name} not found (install the Debian krb5-kdc, krb5-admin-server, krb5-user)`)
-}
-
-function optionalTool(name: string): string | undefined {
-  try {
-    return findTool(name)
-  } catch {
-    return undefined
-  }
-}
-
-interface ToolResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function childEnv(env: Readonly<Record<string, string>>): Record<string, string> {
-  return {
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-    LANG: 'C',
-    LC_ALL: 'C',
-    ...env,
-  }
-}
-
-/** Runs a short-lived tool with a bounded time; `input` goes to its stdin. Never throws. */
-function runTool(
-  file: string,
-  args: readonly string[],
-  env: Readonly<Record<string, string>>,
-  timeoutMs: number,
-  input = '',
-): Promise<ToolResult> {
-  return new Promise((resolve) => {
-    const child = spawn(file, args, { env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] })
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (b: Buffer) => out.push(b))
-    child.stderr.on('data', (b: Buffer) => err.push(b))
-    child.stdin.on('error', () => {}) // EPIPE if the tool exits early: its exit code tells
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    timer.unref()
-    child.on('error', (e) => {
-      clearTimeout(timer)
-      resolve({ code: null, stdout: '', stderr: String(e) })
-    })
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({
-        code,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-      })
-    })
-    child.stdin.end(input)
-  })
-}
-
-/** Quotes an argument for kadmin's command-line parser (double quotes, `""` for a quote). */
-function kq(value: string): string {
-  return `"${value.replaceAll('"', '""')}"`
-}
-
-/** Removes every secret (and any `-pw ARG`) from text headed for an error message. */
-function redact(text: string, secrets: readonly string[]): string {
-  let out = text.replace(/-pw\s+("(?:[^"]|"")*"|\S+)/g, '-pw ***')
-  for (const s of secrets) if (s.length > 0) out = out.replaceAll(s, '***')
-  return out
-}
-
-function kadminErrors(stderr: string): string[] {
-  return stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !KADMIN_NOISE_RE.test(l))
-}
-
-function tail(text: string, lines = 15): string {
-  return text.split('\n').slice(-lines).join('\n')
-}
-
-// ---------------------------------------------------------------------------------------------
-// Configuration files
-
-function renderKdcConf(o: ResolvedOptions, dir: string, port: number, logPath: string): string {
-  const listen = `${HOST}:${port}`
-  return `[kdcdefaults]
-  kdc_listen = ${listen}
-  kdc_tcp_listen = ${listen}
-
-[realms]
-  ${o.realm} = {
-    database_name = ${join(dir, 'db', 'principal')}
-    key_stash_file = ${join(dir, 'stash')}
-    acl_file = ${join(dir, 'kadm5.acl')}
-    kdc_listen = ${listen}
-    kdc_tcp_listen = ${listen}
-    master_key_type = aes256-cts-hmac-sha1-96
-    supported_enctypes = ${o.enctypes}
-    max_life = ${o.maxTicketLife}
-    max_renewable_life = 0
-  }
-
-[logging]
-  kdc = FILE:${logPath}
-  admin_server = FILE:${join(dir, 'kadmin.log')}
-  default = FILE:${join(dir, 'default.log')}
-`
-}
-
-function renderKrb5Conf(realm: string, ports: readonly number[]): string {
-  const kdcs = ports.map((p) => `    kdc = ${HOST}:${p}\n`).join('')
-  return `[libdefaults]
-  default_realm = ${realm}
-  dns_lookup_kdc = false
-  dns_lookup_realm = false
-  rdns = false
-  dns_canonicalize_hostname = false
-  noaddresses = true
-  forwardable = false
-  proxiable = false
-  udp_preference_limit = 1465
-
-[realms]
-  ${realm} = {
-${kdcs}  }
-
-[domain_realm]
-`
-}
-
-// ---------------------------------------------------------------------------------------------
-// Database
-
-function principalCount(o: ResolvedOptions): { password: number; total: number } {
-  const password = o.users.length + o.expiredUsers.length + o.disabledUsers.length
-  return { password, total: password + o.randomKeyUsers + 2 }
-}
-
-function buildCommands(o: ResolvedOptions): string[] {
-  const cmds: string[] = []
-  for (const u of o.users) cmds.push(`addprinc +requires_preauth -pw ${kq(u.password)} ${u.name}`)
-  for (const u of o.expiredUsers) {
-    cmds.push(`addprinc +requires_preauth -pw ${kq(u.password)} ${u.name}`)
-  }
-  for (const u of o.disabledUsers) {
-    cmds.push(`addprinc +requires_preauth -allow_tix -pw ${kq(u.password)} ${u.name}`)
-  }
-  for (let i = 1; i <= o.randomKeyUsers; i++) {
-    cmds.push(`addprinc +requires_preauth -randkey ${bulkName(i)}`)
-  }
-  cmds.push(`addprinc -randkey ${o.servicePrincipal}`)
-  cmds.push(`addprinc -randkey ${PROBE_PRINCIPAL}`)
-  if (o.lockout !== undefined) {
-    const l = o.lockout
-    cmds.push(
-      `add_policy -maxfailure ${l.maxFailure} -failurecountinterval ${l.failureCountIntervalS}s ` +
-        `-lockoutduration ${l.lockoutDurationS}s ${LOCKOUT_POLICY}`,
-    )
-    for (const u of [...o.users, ...o.expiredUsers, ...o.disabledUsers]) {
-      cmds.push(`modprinc -policy ${LOCKOUT_POLICY} ${u.name}`)
-    }
-    for (let i = 1; i <= o.randomKeyUsers; i++) {
-      cmds.push(`modprinc -policy ${LOCKOUT_POLICY} ${bulkName(i)}`)
-    }
-  }
-  // Last: attaching a policy recomputes (here: clears) the password expiration.
-  for (const u of o.expiredUsers) {
-    cmds.push(`modprinc -pwexpire ${kq('2000-01-01 00:00:00 UTC')} ${u.name}`)
-  }
-  return cmds
-}
-
-function bulkName(i: number): string {
-  return `bulk${String(i).padStart(4, '0')}`
-}
-
-function cacheKey(o: ResolvedOptions): string {
-  const material = JSON.stringify([
-    CACHE_FORMAT,
-    o.realm,
-    o.users,
-    o.expiredUsers,
-    o.disabledUsers,
-    o.randomKeyUsers,
-    o.servicePrincipal,
-    o.lockout ?? null,
-    o.enctypes,
-    o.masterPassword,
-    o.maxTicketLife,
-  ])
-  return createHash('sha256').update(material).digest('hex').slice(0, 32)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -825,37 +465,6 @@ class TestRealm implements Realm {
       liveDirs.delete(this.dir)
     })()
     return this.closing
-  }
-}
-
-async function fileSize(path: string): Promise<number> {
-  try {
-    const h = await open(path, 'r')
-    try {
-      return (await h.stat()).size
-    } finally {
-      await h.close()
-    }
-  } catch {
-    return 0
-  }
-}
-
-async function readFrom(path: string, offset: number): Promise<Buffer> {
-  let h: Awaited<ReturnType<typeof open>>
-  try {
-    h = await open(path, 'r')
-  } catch {
-    return Buffer.alloc(0)
-  }
-  try {
-    const size = (await h.stat()).size
-    if (size <= offset) return Buffer.alloc(0)
-    const buf = Buffer.alloc(size - offset)
-    const { bytesRead } = await h.read(buf, 0, buf.length, offset)
-    return buf.subarray(0, bytesRead)
-  } finally {
-    await h.close()
   }
 }
 
