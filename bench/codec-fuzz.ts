@@ -11,10 +11,8 @@
  * Exit 1 on any violation (the first ten are printed with their seed and index).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setImmediate as tick } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -30,7 +28,7 @@ import { SaslauthdListener } from '../src/saslauthd/listener.js'
 import {
   chunksOf,
   createFrameFuzzer,
-  type FuzzFrame,
+  exchangeFrame,
   referenceDecode,
 } from '../src/testing/frame-fuzz.js'
 
@@ -112,34 +110,6 @@ function decoderRun(): { frames: number; seconds: number; accepted: number; peak
   }
 }
 
-function exchange(path: string, f: FuzzFrame): Promise<{ reply: Buffer; closed: boolean }> {
-  return new Promise((resolve) => {
-    const s = connect(path)
-    const got: Buffer[] = []
-    let done = false
-    const finish = (closed: boolean) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      s.destroy()
-      resolve({ reply: Buffer.concat(got), closed })
-    }
-    const timer = setTimeout(() => finish(false), 5000)
-    s.on('data', (d: Buffer) => got.push(d))
-    s.on('end', () => finish(true))
-    s.on('close', () => finish(true))
-    s.on('error', () => {})
-    s.on('connect', async () => {
-      for (const c of chunksOf(f)) {
-        if (s.destroyed || done) return
-        s.write(c)
-        await tick()
-      }
-      if (!s.destroyed) s.end()
-    })
-  })
-}
-
 async function socketRun(): Promise<{ frames: number; seconds: number; hangs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'saslgate-bench-fuzz-'))
   const ok: AuthResult = { decision: 'ok', reason: 'ok', stage: 'bench' }
@@ -161,8 +131,8 @@ async function socketRun(): Promise<{ frames: number; seconds: number; hangs: nu
       while (next < SOCKET_FRAMES) {
         const i = next++
         const f = fuzz.next()
-        const x = await exchange(listener.socketPath, f)
-        if (!x.closed) {
+        const x = await exchangeFrame(listener.socketPath, f, 5000)
+        if (!x.closedByServer) {
           hangs++
           violation(`socket frame ${i} (${f.kind}): no answer and no close within 5 s`)
           continue

@@ -14,6 +14,8 @@
  * Plain code, no test-framework imports.
  */
 import { isUtf8 } from 'node:buffer'
+import { connect } from 'node:net'
+import { setImmediate as tick } from 'node:timers/promises'
 import { seededRandom } from '../storm/stats.js'
 
 /** The format's limits (DESIGN.md section 3, stage 1). */
@@ -252,6 +254,60 @@ export function createFrameFuzzer(options: FrameFuzzerOptions): FrameFuzzer {
       return { kind, bytes, cuts: [...cuts].sort((a, b) => a - b) }
     },
   }
+}
+
+export interface FrameExchange {
+  reply: Buffer
+  /** The server ended or closed the connection (false: the timeout ended it, a hang). */
+  closedByServer: boolean
+  /** A socket error code seen on the way (EPIPE/ECONNRESET: the server closed first). */
+  error?: string
+  ms: number
+}
+
+/**
+ * Sends `frame` to the unix socket at `path` in its chunks, one event-loop turn apart,
+ * half-closes, and reads until the server closes or `timeoutMs` passes.
+ */
+export function exchangeFrame(
+  path: string,
+  frame: FuzzFrame,
+  timeoutMs: number,
+): Promise<FrameExchange> {
+  const t0 = performance.now()
+  return new Promise((resolve) => {
+    const s = connect(path)
+    const got: Buffer[] = []
+    let error: string | undefined
+    let done = false
+    const finish = (closedByServer: boolean) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      s.destroy()
+      resolve({
+        reply: Buffer.concat(got),
+        closedByServer,
+        ...(error !== undefined ? { error } : {}),
+        ms: performance.now() - t0,
+      })
+    }
+    const timer = setTimeout(() => finish(false), timeoutMs)
+    s.on('data', (d: Buffer) => got.push(d))
+    s.on('end', () => finish(true))
+    s.on('close', () => finish(true))
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      error = err.code
+    })
+    s.on('connect', async () => {
+      for (const c of chunksOf(frame)) {
+        if (s.destroyed || done) return
+        s.write(c)
+        await tick()
+      }
+      if (!s.destroyed) s.end()
+    })
+  })
 }
 
 /** The chunks of a frame at its cut points. */

@@ -11,11 +11,9 @@
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { setImmediate as tick } from 'node:timers/promises'
 import type { Authenticator, AuthRequest, AuthResult } from '../../src/authenticator.js'
 import {
   decodeReply,
@@ -30,6 +28,7 @@ import { SaslauthdListener } from '../../src/saslauthd/listener.js'
 import {
   chunksOf,
   createFrameFuzzer,
+  exchangeFrame,
   FRAME_KINDS,
   type FrameKind,
   type FuzzFrame,
@@ -122,53 +121,6 @@ class CountingAuthenticator implements Authenticator {
   async close(): Promise<void> {}
 }
 
-interface Exchange {
-  reply: Buffer
-  closedByServer: boolean
-  error?: string
-  ms: number
-}
-
-/** Writes the chunks one event-loop turn apart, half-closes, reads until the server closes. */
-function exchange(path: string, f: FuzzFrame, timeoutMs: number): Promise<Exchange> {
-  const t0 = performance.now()
-  return new Promise((resolve) => {
-    const s = connect(path)
-    const got: Buffer[] = []
-    let error: string | undefined
-    let done = false
-    const finish = (closedByServer: boolean) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      s.destroy()
-      resolve({
-        reply: Buffer.concat(got),
-        closedByServer,
-        ...(error !== undefined ? { error } : {}),
-        ms: performance.now() - t0,
-      })
-    }
-    const timer = setTimeout(() => finish(false), timeoutMs)
-    s.on('data', (d: Buffer) => got.push(d))
-    s.on('end', () => finish(true))
-    s.on('close', () => finish(true))
-    s.on('error', (err: NodeJS.ErrnoException) => {
-      // EPIPE/ECONNRESET: the server answered and closed before we finished writing.
-      error = err.code
-    })
-    s.on('connect', async () => {
-      for (const c of chunksOf(f)) {
-        if (s.destroyed || done) return
-        s.write(c)
-        await tick()
-      }
-      if (!s.destroyed) s.end()
-    })
-  })
-}
-
-/** True when some read boundary ends a complete 4-field frame (auto mode may decide there). */
 function decidableAtACut(f: FuzzFrame): boolean {
   return f.cuts.some((c) => referenceDecode(f.bytes.subarray(0, c), '4').ok)
 }
@@ -206,7 +158,7 @@ describe('codec fuzz: a real SaslauthdListener socket', () => {
       while (next < frames.length) {
         const i = next++
         const f = frames[i] as FuzzFrame
-        const x = await exchange(listener.socketPath, f, 4000)
+        const x = await exchangeFrame(listener.socketPath, f, 4000)
         slowest = Math.max(slowest, x.ms)
         const where = `seed ${SEED + 1} frame ${i} (${f.kind}, ${f.bytes.length} bytes)`
         if (!x.closedByServer) {
