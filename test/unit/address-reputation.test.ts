@@ -3,16 +3,7 @@ import { describe, test } from 'node:test'
 import { inspect } from 'node:util'
 import { isSaslgateError } from '../../src/errors.js'
 import { AddressReputation, addressHost } from '../../src/pipeline/address-reputation.js'
-
-function clock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
-  let t = start
-  return {
-    now: () => t,
-    advance: (ms) => {
-      t += ms
-    },
-  }
-}
+import { clock } from '../support/clock.js'
 
 describe('AddressReputation', () => {
   test('the host part of a saslauthd client address', () => {
@@ -25,7 +16,7 @@ describe('AddressReputation', () => {
   })
 
   test('suspect after N failures from one host (any port), within a sliding window', () => {
-    const c = clock()
+    const c = clock(1_000_000)
     const r = new AddressReputation({ suspectFailures: 3, windowMs: 1000, now: c.now })
     r.recordFailure('192.0.2.7;1000')
     r.recordFailure('192.0.2.7;1001')

@@ -3,16 +3,7 @@ import { describe, test } from 'node:test'
 import { isSaslgateError } from '../../src/errors.js'
 import { Guard } from '../../src/pipeline/guard.js'
 import { MemoryGuardStore } from '../../src/state/memory-store.js'
-
-function clock(start = 1_700_000_000_000): { now: () => number; advance: (ms: number) => void } {
-  let t = start
-  return {
-    now: () => t,
-    advance: (ms) => {
-      t += ms
-    },
-  }
-}
+import { clock } from '../support/clock.js'
 
 function setup(options: Partial<ConstructorParameters<typeof Guard>[1]> = {}) {
   const c = clock()

@@ -15,6 +15,7 @@ import { SingleFlight } from '../../src/pipeline/single-flight.js'
 import { VerdictCache } from '../../src/pipeline/verdict-cache.js'
 import type { GuardStore } from '../../src/state/guard-store.js'
 import { MemoryGuardStore } from '../../src/state/memory-store.js'
+import { clock } from '../support/clock.js'
 
 /** A KDC stand-in: counts calls, emulates `maxfailure` lockout, configurable latency/outcome. */
 class FakeVerifier implements PasswordVerifier {
@@ -87,16 +88,6 @@ const mapper: PrincipalMapper = {
     login.includes('/')
       ? { ok: false, reason: 'unmappable_login' }
       : { ok: true, principal: `${login}@EX.TEST`, realm: 'EX.TEST' },
-}
-
-function clock(start = 1_700_000_000_000): { now: () => number; advance: (ms: number) => void } {
-  let t = start
-  return {
-    now: () => t,
-    advance: (ms) => {
-      t += ms
-    },
-  }
 }
 
 interface Rig {

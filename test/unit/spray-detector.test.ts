@@ -3,22 +3,13 @@ import { describe, test } from 'node:test'
 import { inspect } from 'node:util'
 import { isSaslgateError } from '../../src/errors.js'
 import { SprayDetector } from '../../src/pipeline/spray-detector.js'
-
-function clock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
-  let t = start
-  return {
-    now: () => t,
-    advance: (ms) => {
-      t += ms
-    },
-  }
-}
+import { clock } from '../support/clock.js'
 
 const pw = (s: string) => Buffer.from(s)
 
 describe('SprayDetector', () => {
   test('a password tried on a second principal is sprayed; repeats on one are not', () => {
-    const d = new SprayDetector({ now: clock().now })
+    const d = new SprayDetector({ now: clock(1_000_000).now })
     for (let i = 0; i < 20; i++) assert.equal(d.sighting('alice@EX', pw('Alice-own-pw')), false)
     assert.equal(d.isSprayed(pw('Alice-own-pw')), false)
     assert.equal(d.sighting('bob@EX', pw('123456')), false, 'the first principal only')
@@ -28,7 +19,7 @@ describe('SprayDetector', () => {
   })
 
   test('the threshold counts distinct principals', () => {
-    const d = new SprayDetector({ sprayPrincipals: 3, now: clock().now })
+    const d = new SprayDetector({ sprayPrincipals: 3, now: clock(1_000_000).now })
     d.sighting('a@EX', pw('Welcome1'))
     d.sighting('a@EX', pw('Welcome1'))
     assert.equal(d.sighting('b@EX', pw('Welcome1')), false, 'two principals share it')
@@ -36,7 +27,7 @@ describe('SprayDetector', () => {
   })
 
   test('sightings expire after the window (sliding) and are LRU-bounded', () => {
-    const c = clock()
+    const c = clock(1_000_000)
     const d = new SprayDetector({ windowMs: 1000, maxEntries: 10, now: c.now })
     d.sighting('a@EX', pw('qwerty'))
     c.advance(900)

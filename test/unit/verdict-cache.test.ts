@@ -3,22 +3,13 @@ import { describe, test } from 'node:test'
 import { inspect } from 'node:util'
 import { isSaslgateError } from '../../src/errors.js'
 import { VerdictCache } from '../../src/pipeline/verdict-cache.js'
+import { clock } from '../support/clock.js'
 
 const PASSWORD = 'correct horse battery staple'
 
-function clock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
-  let t = start
-  return {
-    now: () => t,
-    advance: (ms) => {
-      t += ms
-    },
-  }
-}
-
 describe('VerdictCache', () => {
   test('answers positive and negative verdicts within their TTLs', () => {
-    const c = clock()
+    const c = clock(1_000_000)
     const cache = new VerdictCache({ positiveTtlMs: 1000, negativeTtlMs: 100, now: c.now })
     const good = cache.keyFor('alice@EX', Buffer.from(PASSWORD))
     const bad = cache.keyFor('alice@EX', Buffer.from('wrong'))
@@ -49,7 +40,7 @@ describe('VerdictCache', () => {
   })
 
   test('stale positive entries serve staleOk up to the bound, never get', () => {
-    const c = clock()
+    const c = clock(1_000_000)
     const cache = new VerdictCache({
       positiveTtlMs: 1000,
       staleRetainMs: 10_000,
@@ -104,7 +95,7 @@ describe('VerdictCache', () => {
   })
 
   test('expired entries are swept as new ones arrive: a long storm holds what is live', () => {
-    const c = clock()
+    const c = clock(1_000_000)
     const cache = new VerdictCache({
       negativeTtlMs: 1000,
       positiveTtlMs: 1000,
