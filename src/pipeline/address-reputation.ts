@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { SaslgateError } from '../errors.js'
+import { evictOverflow, sweepExpired, touch } from './lru.js'
 
 /**
  * Client-address reputation: how many failed logins came from an end user's address.
@@ -12,7 +13,8 @@ import { SaslgateError } from '../errors.js'
  * that privilege.
  *
  * Addresses are keyed with HMAC-SHA256(random process key, address): none is stored in
- * clear. LRU-bounded by `maxEntries`. Local to the process.
+ * clear. LRU-bounded by `maxEntries`; each failure sweeps a few expired entries (lru.ts).
+ * Local to the process.
  */
 
 export interface AddressReputationOptions {
@@ -81,15 +83,12 @@ export class AddressReputation {
     const digest = this.#digest(clientAddress)
     if (digest === undefined) return
     const now = this.#options.now()
+    const windowMs = this.#options.windowMs
+    sweepExpired(this.#entries, (e) => now - e.lastAt > windowMs)
     const seen = this.#entries.get(digest)
-    const live = seen !== undefined && now - seen.lastAt <= this.#options.windowMs
-    this.#entries.delete(digest)
-    this.#entries.set(digest, { failures: live ? seen.failures + 1 : 1, lastAt: now })
-    while (this.#entries.size > this.#options.maxEntries) {
-      const oldest = this.#entries.keys().next().value
-      if (oldest === undefined) break
-      this.#entries.delete(oldest)
-    }
+    const live = seen !== undefined && now - seen.lastAt <= windowMs
+    touch(this.#entries, digest, { failures: live ? seen.failures + 1 : 1, lastAt: now })
+    evictOverflow(this.#entries, this.#options.maxEntries)
   }
 
   /** True when `clientAddress` failed `suspectFailures` times within the window. */

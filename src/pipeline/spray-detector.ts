@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { SaslgateError } from '../errors.js'
+import { evictOverflow, sweepExpired, touch } from './lru.js'
 
 /**
  * Password-spray detection: which passwords are being tried on more than one principal.
@@ -13,8 +14,8 @@ import { SaslgateError } from '../errors.js'
  * Passwords are keyed with HMAC-SHA256(random 32-byte process key, password): no password
  * and no unkeyed hash is stored. Each entry keeps the first `sprayPrincipals` distinct
  * principals it was tried on (plain names, like the verdict cache) and expires `windowMs`
- * after its last sighting. Entries are LRU-bounded (`maxEntries`), so a storm of random
- * passwords cannot grow memory; an evicted entry only makes a password look unsprayed again.
+ * after its last sighting; each sighting sweeps a few expired ones (lru.ts). Entries are
+ * LRU-bounded (`maxEntries`), so a storm of random passwords cannot grow memory; an evicted entry only makes a password look unsprayed again.
  *
  * This only classifies; the guard decides (a password that is not sprayed may use the KDC
  * budget reserved for first-time users, see guard.ts). Local to the process.
@@ -78,6 +79,7 @@ export class SprayDetector {
     const digest = this.#digest(password)
     if (digest === undefined) return false
     const now = this.#options.now()
+    sweepExpired(this.#entries, (e) => now - e.lastAt > this.#options.windowMs)
     const seen = this.#entries.get(digest)
     const live = seen !== undefined && now - seen.lastAt <= this.#options.windowMs
     const entry: Entry = live ? seen : { principals: [], lastAt: now }
@@ -88,13 +90,8 @@ export class SprayDetector {
       entry.principals.push(principal)
     }
     entry.lastAt = now
-    this.#entries.delete(digest)
-    this.#entries.set(digest, entry)
-    while (this.#entries.size > this.#options.maxEntries) {
-      const oldest = this.#entries.keys().next().value
-      if (oldest === undefined) break
-      this.#entries.delete(oldest)
-    }
+    touch(this.#entries, digest, entry)
+    evictOverflow(this.#entries, this.#options.maxEntries)
     return entry.principals.length >= this.#options.sprayPrincipals
   }
 

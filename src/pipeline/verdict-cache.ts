@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { type Reason, SaslgateError } from '../errors.js'
+import { evictOverflow, sweepExpired, touch } from './lru.js'
 
 /**
  * The verdict cache (pipeline stage 3): remembers definitive KDC verdicts per
@@ -70,9 +71,6 @@ interface Entry {
   storedAt: number
   principal: string
 }
-
-/** Expired entries dropped from the LRU end per `set` (more than the one it adds). */
-const SWEEP_PER_SET = 8
 
 const MINT = Symbol('CacheKey.mint')
 let digestOf: (key: CacheKey) => string
@@ -224,20 +222,13 @@ export class VerdictCache {
         this.#positiveByPrincipal.set(principal, set)
       }
       set.add(digest)
-      while (this.#positive.size > this.#options.maxPositiveEntries) {
-        const oldest = this.#positive.keys().next().value
-        if (oldest === undefined) break
-        this.#deletePositive(oldest)
-      }
+      evictOverflow(this.#positive, this.#options.maxPositiveEntries, (digest) =>
+        this.#deletePositive(digest),
+      )
     } else {
       this.#deletePositive(digest)
-      this.#negative.delete(digest)
-      this.#negative.set(digest, entry)
-      while (this.#negative.size > this.#options.maxNegativeEntries) {
-        const oldest = this.#negative.keys().next().value
-        if (oldest === undefined) break
-        this.#negative.delete(oldest)
-      }
+      touch(this.#negative, digest, entry)
+      evictOverflow(this.#negative, this.#options.maxNegativeEntries)
     }
   }
 
@@ -259,18 +250,14 @@ export class VerdictCache {
     this.#hmacKey = undefined
   }
 
-  /** Drops up to SWEEP_PER_SET expired entries from the least recently used end of each map. */
+  /** Drops a few expired entries from the least recently used end of each map. */
   #sweep(now: number): void {
-    for (let i = 0; i < SWEEP_PER_SET; i++) {
-      const oldest = this.#negative.entries().next().value
-      if (oldest === undefined || now - oldest[1].storedAt <= this.#options.negativeTtlMs) break
-      this.#negative.delete(oldest[0])
-    }
-    for (let i = 0; i < SWEEP_PER_SET; i++) {
-      const oldest = this.#positive.entries().next().value
-      if (oldest === undefined || now - oldest[1].storedAt <= this.#retainMs) break
-      this.#deletePositive(oldest[0])
-    }
+    sweepExpired(this.#negative, (e) => now - e.storedAt > this.#options.negativeTtlMs)
+    sweepExpired(
+      this.#positive,
+      (e) => now - e.storedAt > this.#retainMs,
+      (digest) => this.#deletePositive(digest),
+    )
   }
 
   #deletePositive(digest: string): void {
@@ -282,9 +269,4 @@ export class VerdictCache {
     set.delete(digest)
     if (set.size === 0) this.#positiveByPrincipal.delete(entry.principal)
   }
-}
-
-function touch(map: Map<string, Entry>, digest: string, entry: Entry): void {
-  map.delete(digest)
-  map.set(digest, entry)
 }

@@ -1,4 +1,5 @@
 import { SaslgateError } from '../errors.js'
+import { evictOverflow, sweepExpired, touch } from '../pipeline/lru.js'
 import { EMPTY_GUARD_COUNTS, type GuardCounts, type GuardStore } from './guard-store.js'
 
 export interface MemoryGuardStoreOptions {
@@ -12,9 +13,6 @@ export const DEFAULT_MEMORY_GUARD_STORE_OPTIONS: Readonly<MemoryGuardStoreOption
   maxPrincipals: 100_000,
   now: Date.now,
 })
-
-/** Expired records dropped from the LRU end per write (more than the one it adds). */
-const SWEEP_PER_WRITE = 8
 
 interface Slot extends GuardCounts {
   expiresAt: number
@@ -126,20 +124,11 @@ export class MemoryGuardStore implements GuardStore {
   #upsert(principal: string, windowMs: number): Slot {
     if (this.#closed) throw new SaslgateError('SASLGATE_ERR_CLOSED', 'guard store closed')
     const now = this.#options.now()
-    for (let i = 0; i < SWEEP_PER_WRITE; i++) {
-      const oldest = this.#records.entries().next().value
-      if (oldest === undefined || oldest[1].expiresAt > now) break
-      this.#records.delete(oldest[0])
-    }
+    sweepExpired(this.#records, (r) => r.expiresAt <= now)
     const r = this.#live(principal) ?? { ...EMPTY_GUARD_COUNTS, expiresAt: 0 }
     r.expiresAt = now + windowMs
-    this.#records.delete(principal)
-    this.#records.set(principal, r)
-    while (this.#records.size > this.#options.maxPrincipals) {
-      const oldest = this.#records.keys().next().value
-      if (oldest === undefined) break
-      this.#records.delete(oldest)
-    }
+    touch(this.#records, principal, r)
+    evictOverflow(this.#records, this.#options.maxPrincipals)
     return r
   }
 }

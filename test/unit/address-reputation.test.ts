@@ -43,6 +43,18 @@ describe('AddressReputation', () => {
     assert.equal(r.size, 0)
   })
 
+  test('expired addresses are swept as new ones fail: a botnet of fresh addresses holds one window', () => {
+    const c = clock(1_000_000)
+    const r = new AddressReputation({ windowMs: 1000, now: c.now })
+    let peak = 0
+    for (let sec = 0; sec < 20; sec++) {
+      for (let i = 0; i < 500; i++) r.recordFailure(`10.${sec}.${i >> 8}.${i & 255};4000`)
+      peak = Math.max(peak, r.size)
+      c.advance(1000)
+    }
+    assert.ok(peak <= 1000, `tracked addresses peaked at ${peak}, not ~one window's worth`)
+  })
+
   test('refuses nonsense options', () => {
     for (const bad of [{ suspectFailures: 0 }, { windowMs: 0 }, { maxEntries: 0 }]) {
       assert.throws(

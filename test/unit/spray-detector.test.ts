@@ -43,6 +43,18 @@ describe('SprayDetector', () => {
     assert.equal(d.isSprayed(pw('qwerty')), false, 'evicted')
   })
 
+  test('expired sightings are swept as new ones come: a storm of random passwords holds one window', () => {
+    const c = clock(1_000_000)
+    const d = new SprayDetector({ windowMs: 1000, now: c.now })
+    let peak = 0
+    for (let sec = 0; sec < 20; sec++) {
+      for (let i = 0; i < 500; i++) d.sighting(`u${i}@EX`, Buffer.from(`random-${sec}-${i}`))
+      peak = Math.max(peak, d.size)
+      c.advance(1000)
+    }
+    assert.ok(peak <= 1000, `tracked passwords peaked at ${peak}, not ~one window's worth`)
+  })
+
   test('stores neither passwords nor unkeyed hashes; close wipes', () => {
     const d = new SprayDetector()
     d.sighting('a@EX', pw('correct horse battery staple'))
