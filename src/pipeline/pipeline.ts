@@ -14,6 +14,7 @@ import { MemoryGuardStore } from '../state/memory-store.js'
 import { AddressReputation, DEFAULT_ADDRESS_REPUTATION_OPTIONS } from './address-reputation.js'
 import { Admission, DEFAULT_ADMISSION_OPTIONS, type Priority } from './admission.js'
 import { DEFAULT_GUARD_OPTIONS, Guard } from './guard.js'
+import { type Hold, RefusalHold, type RefusalHoldOptions } from './refusal-hold.js'
 import { SingleFlight } from './single-flight.js'
 import { DEFAULT_SPRAY_DETECTOR_OPTIONS, SprayDetector } from './spray-detector.js'
 import { type CacheKey, DEFAULT_VERDICT_CACHE_OPTIONS, VerdictCache } from './verdict-cache.js'
@@ -26,7 +27,9 @@ import { type CacheKey, DEFAULT_VERDICT_CACHE_OPTIONS, VerdictCache } from './ve
  *
  * Fail closed: any exception anywhere answers `unavailable` (`internal_error`), never
  * `ok`. Unknown principals and wrong passwords take the same paths (cache, guard, budget)
- * and give the same `invalid` decision; the reason stays internal.
+ * and give the same `invalid` decision; the reason stays internal. A KDC check's refusal is
+ * written when a timer armed at the check's start fires (`refusal-hold.ts`), so the time
+ * to a `NO` does not depend on whether the principal exists.
  *
  * Known-good credentials (a positive verdict for exactly this password, up to
  * `offlineMaxStalenessMs` old) pass the guard even while the principal is under attack,
@@ -80,6 +83,8 @@ export interface PipelineDeps {
   onDecision?: (event: DecisionEvent) => void
   /** Wall clock for cache ages and guard windows (tests); default `Date.now`. */
   wallClock?: () => number
+  /** Clock and timer of the refusal hold (tests); default `performance.now` and `setTimeout`. */
+  refusalHoldTiming?: Pick<RefusalHoldOptions, 'now' | 'setTimer'>
 }
 
 export interface PipelineOptions {
@@ -173,6 +178,8 @@ export const DEFAULT_PIPELINE_OPTIONS: Readonly<PipelineOptions> = Object.freeze
 interface FlightOutcome {
   result: AuthResult
   queueWaitMs: number
+  /** A KDC check ran: its refusal is written when this releases (src/pipeline/refusal-hold.ts). */
+  hold?: Hold
 }
 
 interface Context {
@@ -181,6 +188,7 @@ interface Context {
   queueWaitMs: number
   passwordSprayed: boolean
   usedCleanReserve: boolean
+  hold: Hold | undefined
 }
 
 /** Verdicts the KDC gave that are worth remembering (never `unavailable` ones). */
@@ -195,15 +203,6 @@ const CACHEABLE_INVALID: ReadonlySet<Reason> = new Set<Reason>([
   // not that the password is wrong; caching it would refuse the real password afterwards.
 ])
 
-/**
- * Recent `bad_password` check durations kept to pace `unknown_principal` answers. Few, so the
- * sample follows the current load: with 256, targets lagged a process that was warming up
- * (and any load change), and unknown users came ~0.1 ms later at the median and ~1 ms at p90,
- * enough for a two-sample test over 1,000 tries to tell them apart (measured: 32 samples
- * gave P(unknown faster) 0.505 at the client where 256 gave 0.46).
- */
-const PACING_SAMPLES = 32
-
 export class Pipeline implements Authenticator {
   readonly #options: PipelineOptions
   readonly #verifier: PasswordVerifier
@@ -216,9 +215,7 @@ export class Pipeline implements Authenticator {
   readonly #ownStore: GuardStore | undefined
   readonly #flights = new SingleFlight<CacheKey, FlightOutcome>()
   readonly #admission: Admission
-  readonly #pacing: number[] = []
-  #pacingNext = 0
-  #paceLateMs = 0
+  readonly #refusalHold: RefusalHold
   #closed = false
 
   constructor(deps: PipelineDeps, options: Partial<PipelineOptions> = {}) {
@@ -280,6 +277,10 @@ export class Pipeline implements Authenticator {
       initialCheckEstimateMs: o.initialCheckEstimateMs,
       maxStartSpacingMs: o.kdcStartSpacingMaxMs,
     })
+    this.#refusalHold = new RefusalHold({
+      initialHoldMs: o.initialCheckEstimateMs,
+      ...deps.refusalHoldTiming,
+    })
   }
 
   /** Counters for metrics. */
@@ -290,6 +291,7 @@ export class Pipeline implements Authenticator {
     shed: number
     flights: number
     joined: number
+    holdOverruns: number
   } {
     return {
       cache: this.#cache.stats(),
@@ -298,6 +300,7 @@ export class Pipeline implements Authenticator {
       shed: this.#admission.shedCount,
       flights: this.#flights.size,
       joined: this.#flights.joined,
+      holdOverruns: this.#refusalHold.overruns,
     }
   }
 
@@ -309,6 +312,7 @@ export class Pipeline implements Authenticator {
       queueWaitMs: 0,
       passwordSprayed: false,
       usedCleanReserve: false,
+      hold: undefined,
     }
     let result: AuthResult
     try {
@@ -321,7 +325,12 @@ export class Pipeline implements Authenticator {
     } catch {
       result = answer('internal_error', 'internal')
     }
-    this.#emit(result, ctx, performance.now() - started)
+    // A KDC check's refusal leaves when its hold releases, whoever the principal is; the
+    // bookkeeping above is done by then, so nothing after this point differs by kind.
+    const hold = result.decision === 'invalid' ? ctx.hold : undefined
+    const answeredAt = Math.max(performance.now(), hold?.releaseAt ?? 0)
+    this.#emit(result, ctx, answeredAt - started)
+    if (hold !== undefined) await hold.released
     return result
   }
 
@@ -401,6 +410,7 @@ export class Pipeline implements Authenticator {
         waiterSignal,
       )
       ctx.queueWaitMs = outcome.queueWaitMs
+      ctx.hold = outcome.hold
       return outcome.result
     } catch (err) {
       // This waiter's deadline came (or its caller left); the flight may go on for others.
@@ -460,9 +470,12 @@ export class Pipeline implements Authenticator {
     if (!knownGood && !reserved) return { result: answer('guard_budget', 'guard'), queueWaitMs: 0 }
 
     let verifyStarted = 0
+    let hold: Hold | undefined
     const admitted = await this.#admission.run(
       () => {
         verifyStarted = performance.now()
+        // Armed here, before any KDC reply, at the same point for every principal.
+        hold = this.#refusalHold.arm(deadline)
         return this.#verifier.verify(principal, password, signal)
       },
       { priority, deadlineMs: deadline, signal },
@@ -477,6 +490,7 @@ export class Pipeline implements Authenticator {
 
     const reason = verified.reason
     const decision = decisionOf(reason)
+    if (decision !== 'invalid') hold?.cancel()
     if (decision === 'ok') {
       if (reason !== 'ok') return { result: answer('internal_error', 'kerberos'), queueWaitMs }
       this.#cache.set(key, 'ok', reason)
@@ -489,47 +503,14 @@ export class Pipeline implements Authenticator {
       // no failure recorded, the budget given back.
       if (reason !== 'verify_failed') await this.#guard.recordFailure(principal)
       else if (reserved) await this.#guard.refundKdc(principal)
-      if (reason === 'bad_password') this.#notePacing(performance.now() - verifyStarted)
-      // Paced from the check's start: the time spent since (guard, cache) counts too.
-      else if (reason === 'unknown_principal') await this.#pace(verifyStarted, deadline)
-      return { result: answer(reason, 'kerberos'), queueWaitMs }
+      const done = performance.now()
+      if (reason === 'bad_password') this.#refusalHold.noteWrongPassword(done - verifyStarted)
+      if (hold?.isReleased) this.#refusalHold.noteOverrun()
+      return { result: answer(reason, 'kerberos'), queueWaitMs, hold }
     }
     // Unavailable: give the budget back only when nothing reached a KDC.
     if (reserved && verified.roundTrips === 0) await this.#guard.refundKdc(principal)
     return { result: this.#fallback(key, reason, 'kerberos'), queueWaitMs }
-  }
-
-  #notePacing(ms: number): void {
-    if (this.#pacing.length < PACING_SAMPLES) this.#pacing.push(ms)
-    else this.#pacing[this.#pacingNext] = ms
-    this.#pacingNext = (this.#pacingNext + 1) % PACING_SAMPLES
-  }
-
-  /**
-   * No enumeration by timing: the KDC refuses an unknown name after one round trip and a
-   * wrong password after two plus string-to-key, so an unknown user's `NO` would come
-   * ~4 ms sooner. It is held until its check has lasted as long as a recent wrong-password
-   * check (one picked at random), never past the deadline. Runs after the KDC slot is free.
-   */
-  async #pace(verifyStarted: number, deadline: number): Promise<void> {
-    if (this.#pacing.length === 0) return
-    const target = this.#pacing[Math.floor(Math.random() * this.#pacing.length)] as number
-    const now = performance.now()
-    // Aim early by how late recent waits ended (the event loop's lag), so the answer lands on
-    // the sampled duration rather than after it.
-    const until =
-      now +
-      Math.min(
-        target - (now - verifyStarted) - this.#paceLateMs,
-        deadline - this.#options.answerReserveMs - now,
-      )
-    if (until <= now) return
-    if (until - now > 3) await sleep(until - now - 2)
-    // The last stretch at event-loop resolution (timers are ~1 ms coarse).
-    for (let i = 0; i < 10_000 && performance.now() < until; i++)
-      await new Promise((r) => setImmediate(r))
-    const late = performance.now() - until
-    this.#paceLateMs = Math.max(0, Math.min(2, this.#paceLateMs * 0.9 + late * 0.1))
   }
 
   /**
