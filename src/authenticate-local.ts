@@ -92,6 +92,7 @@ export async function buildLocalAuthenticator(
     queueDepth: () => pipeline.stats().queued,
     kdcInFlight: () => pipeline.stats().kdcInFlight,
     cacheEntries: () => pipeline.stats().cache,
+    refusalHold: () => pipeline.stats().refusalHold,
     breakerStates: () => transport.breakerStates(),
   })
   logger.info(

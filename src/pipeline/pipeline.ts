@@ -292,6 +292,7 @@ export class Pipeline implements Authenticator {
     flights: number
     joined: number
     holdOverruns: number
+    refusalHold: { holdMs: number; overruns: number }
   } {
     return {
       cache: this.#cache.stats(),
@@ -301,6 +302,7 @@ export class Pipeline implements Authenticator {
       flights: this.#flights.size,
       joined: this.#flights.joined,
       holdOverruns: this.#refusalHold.overruns,
+      refusalHold: { holdMs: this.#refusalHold.holdMs(), overruns: this.#refusalHold.overruns },
     }
   }
 

@@ -140,6 +140,21 @@ export const METRICS = {
       'Verdict cache entries held, positive and negative (bounded by the max*Entries options)',
     labels: ['cache'],
   },
+  refusalHold: {
+    name: 'saslgate_refusal_hold_seconds',
+    kind: 'gauge',
+    unit: 's',
+    description:
+      'Delay after which a KDC check refusal is written, the same for every principal (no timing enumeration)',
+    labels: [],
+  },
+  refusalHoldOverruns: {
+    name: 'saslgate_refusal_hold_overruns',
+    kind: 'counter',
+    unit: '{check}',
+    description: 'KDC check refusals ready only after their hold had ended (answered late)',
+    labels: [],
+  },
   breakerState: {
     name: 'saslgate_kdc_breaker_state',
     kind: 'gauge',
@@ -222,6 +237,8 @@ export interface GaugeSources {
   kdcInFlight?: () => number
   /** e.g. `() => pipeline.stats().cache` */
   cacheEntries?: () => { positive: number; negative: number }
+  /** e.g. `() => pipeline.stats().refusalHold` */
+  refusalHold?: () => { holdMs: number; overruns: number }
   /** e.g. `() => kdcClient.breakerStates()` */
   breakerStates?: () => Readonly<Record<string, BreakerState>>
   /** Open connections per listener, e.g. `() => ({ saslauthd: listener.stats().openConnections })` */
@@ -350,6 +367,19 @@ export function createMetrics(meter: Meter, options: MetricsOptions = {}): Saslg
       result.observe(n.negative, { cache: 'negative' })
     })
   })
+  gauge(METRICS.refusalHold).addCallback((result: ObservableResult) => {
+    const source = sources.refusalHold
+    if (source !== undefined) observeSafely(() => result.observe(source().holdMs / 1000))
+  })
+  meter
+    .createObservableCounter(METRICS.refusalHoldOverruns.name, {
+      description: METRICS.refusalHoldOverruns.description,
+      unit: METRICS.refusalHoldOverruns.unit,
+    })
+    .addCallback((result: ObservableResult) => {
+      const source = sources.refusalHold
+      if (source !== undefined) observeSafely(() => result.observe(source().overruns))
+    })
   gauge(METRICS.breakerState).addCallback((result: ObservableResult) => {
     const source = sources.breakerStates
     if (source === undefined) return

@@ -168,6 +168,7 @@ describe('startTelemetry', () => {
         breakerStates: () => ({ '127.0.0.1:88': breaker, '127.0.0.2:88': 'closed' }),
         openConnections: () => ({ rpc: 4, saslauthd: 2 }),
         cacheEntries: () => ({ positive: 5, negative: 6 }),
+        refusalHold: () => ({ holdMs: 12.5, overruns: 2 }),
       })
 
       const first = parsePrometheusText(await t.scrape())
@@ -177,6 +178,9 @@ describe('startTelemetry', () => {
       assert.equal(first.families.get('saslgate_decision_duration_seconds')?.type, 'histogram')
       assert.equal(first.families.get('saslgate_queue_depth')?.type, 'gauge')
       assert.equal(sampleSum(first, 'saslgate_queue_depth'), 7)
+      assert.equal(sampleSum(first, 'saslgate_refusal_hold_seconds'), 0.0125)
+      assert.equal(first.families.get('saslgate_refusal_hold_overruns_total')?.type, 'counter')
+      assert.equal(sampleSum(first, 'saslgate_refusal_hold_overruns_total'), 2)
       assert.equal(sampleSum(first, 'saslgate_kdc_breaker_state', { kdc: '127.0.0.1:88' }), 2)
       assert.equal(sampleSum(first, 'saslgate_kdc_breaker_state', { kdc: '127.0.0.2:88' }), 0)
       assert.equal(sampleSum(first, 'saslgate_open_connections', { listener: 'rpc' }), 4)
