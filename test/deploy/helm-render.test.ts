@@ -12,7 +12,16 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { at, CHART, one, RenderError, render, validateAll } from './helm.js'
+import {
+  at,
+  CHART,
+  type Obj,
+  one,
+  RenderError,
+  render,
+  validateAll,
+  validateObject,
+} from './helm.js'
 
 const tmp = mkdtempSync(join(tmpdir(), 'saslgate-helm-render-'))
 after(() => rmSync(tmp, { recursive: true, force: true }))
@@ -212,6 +221,71 @@ describe("helm-render: Helm's engine semantics", () => {
           assert.match(err.message, expected)
           return true
         },
+      )
+    })
+  }
+})
+
+describe('the object validator (kubernetes-models, strict)', () => {
+  const deployment = (patch: (d: Obj) => void): Obj => {
+    const d: Obj = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'x', labels: { app: 'x' } },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: 'x' } },
+        template: {
+          metadata: { labels: { app: 'x' } },
+          spec: { containers: [{ name: 'c', image: 'i', ports: [{ containerPort: 80 }] }] },
+        },
+      },
+    }
+    patch(d)
+    return d
+  }
+  const spec = (d: Obj) => d.spec as Obj
+  const pod = (d: Obj) => at(d, 'spec.template.spec') as Obj
+
+  test('a valid Deployment passes (the control)', async () => {
+    assert.deepEqual(await validateObject(deployment(() => {})), [])
+  })
+
+  const cases: Array<[string, (d: Obj) => void, RegExp]> = [
+    ['a wrong type', (d) => (spec(d).replicas = 'two'), /spec\/replicas must be integer/],
+    [
+      'an unknown field deep down',
+      (d) => ((pod(d).containers as Obj[])[0]!.imagePullPolcy = 'Always'),
+      /unknown field \/spec\/template\/spec\/containers\/0\/imagePullPolcy/,
+    ],
+    ['a missing required field', (d) => delete pod(d).containers, /containers/],
+    [
+      'a selector that misses the pods',
+      (d) => (spec(d).selector = { matchLabels: { app: 'y' } }),
+      /selector does not match/,
+    ],
+    [
+      'a name that is no DNS subdomain',
+      (d) => ((d.metadata as Obj).name = 'Saslgate_1'),
+      /not a DNS subdomain/,
+    ],
+    [
+      'a label value with a space',
+      (d) => ((d.metadata as Obj).labels = { app: 'a b' }),
+      /not a label value/,
+    ],
+    [
+      'a kind without a schema',
+      (d) => (d.kind = 'Deploymnet'),
+      /no schema for apps\/v1 Deploymnet/,
+    ],
+  ]
+  for (const [what, patch, expected] of cases) {
+    test(`it refuses ${what}`, async () => {
+      const errors = await validateObject(deployment(patch))
+      assert.ok(
+        errors.some((e) => expected.test(e)),
+        `expected ${expected}, got ${JSON.stringify(errors)}`,
       )
     })
   }
