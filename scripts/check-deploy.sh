@@ -2,7 +2,8 @@
 # Checks the deployment files with tools that may not be installed here: helm lint and
 # helm template of the chart with its default values and every ci/*-values.yaml, the rendered
 # objects validated by kubeconform, and hadolint on the Dockerfile. Each missing tool is
-# reported as skipped (the unit tests cover what can be checked without them).
+# reported as skipped (test/deploy renders the chart with tools/helm-render and validates the
+# objects with kubernetes-models without them: see helm/saslgate/README.md for what it misses).
 # usage: scripts/check-deploy.sh        exit 0 when every available check passed
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the test suites with Node's own test runner (TypeScript through tsx).
-// usage: node scripts/run-tests.js [unit|integration|FILE...]
+// usage: node scripts/run-tests.js [unit|deploy|integration|FILE...]
+// (deploy: the Helm chart rendered by tools/helm-render, built by scripts/build-helm-render.sh)
 import { spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -17,9 +18,9 @@ function find(dir) {
 
 const args = process.argv.slice(2)
 let files
-if (args.length === 0) files = [...find('test/unit'), ...find('test/integration')]
-else if (args.length === 1 && (args[0] === 'unit' || args[0] === 'integration'))
-  files = find(`test/${args[0]}`)
+const FOLDERS = ['unit', 'deploy', 'integration']
+if (args.length === 0) files = FOLDERS.flatMap((f) => find(`test/${f}`))
+else if (args.length === 1 && FOLDERS.includes(args[0])) files = find(`test/${args[0]}`)
 else files = args
 
 const r = spawnSync(

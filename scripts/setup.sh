@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(krb5-kdc krb5-admin-server krb5-user libkrb5-dev sasl2-bin redis-server cyrus-imapd
-  cyrus-common g++ make python3 procps librsvg2-bin systemd openssl curl)
+  cyrus-common g++ make python3 procps librsvg2-bin systemd openssl curl
+  golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,3 +32,5 @@ fi
 if [ ! -f native/build/Release/saslgate_krb5.node ] || [ -n "$(find native/src native/binding.gyp -newer native/build/Release/saslgate_krb5.node 2>/dev/null)" ]; then
   npx node-gyp rebuild --directory=native --loglevel=warn >/dev/null
 fi
+# The Helm chart tests render with tools/helm-render (built offline from the Go packages above).
+bash scripts/build-helm-render.sh >/dev/null
