@@ -23,6 +23,7 @@ import { startBlackholeKdc, startDelayProxy } from '../../src/testing/fake-kdc.j
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import { SASLGATE_BIN as BIN, type SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { TESTSASLAUTHD } from '../support/binaries.js'
+import { NEEDS_TESTSASLAUTHD } from '../support/requires.js'
 
 const ALICE = 'Alice pässword 1'
 const BOB = 'bob-Secret-22'
@@ -128,7 +129,10 @@ async function staleSocket(path: string): Promise<void> {
   assert.ok(statSync(path).isSocket(), 'stale socket file exists')
 }
 
-describe('saslgate serve with a real KDC and real clients', { skip: !TESTSASLAUTHD }, () => {
+// Only the tests that run testsaslauthd skip without it (and fail in CI); the rest always run.
+const skip = NEEDS_TESTSASLAUTHD
+
+describe('saslgate serve with a real KDC and real clients', () => {
   let main: SaslgateProcess
   let mainSocket: string
 
@@ -137,7 +141,7 @@ describe('saslgate serve with a real KDC and real clients', { skip: !TESTSASLAUT
     main = await serve(mainSocket)
   })
 
-  test('testsaslauthd: good -> OK, wrong -> NO, unknown user -> NO', async () => {
+  test('testsaslauthd: good -> OK, wrong -> NO, unknown user -> NO', { skip }, async () => {
     const good = await testsaslauthd(mainSocket, 'alice', ALICE)
     assert.equal(good.code, 0, good.stdout + good.stderr)
     assert.match(good.stdout, /^0: OK/)
@@ -173,7 +177,7 @@ describe('saslgate serve with a real KDC and real clients', { skip: !TESTSASLAUT
     assert.match(replyText(bad), /^NO/)
   })
 
-  test('negative cache: the same wrong password 5 times reaches the KDC once', async () => {
+  test('negative cache: the same wrong password 5 times reaches the KDC once', { skip }, async () => {
     const before = await realm.kdcRequestCount()
     const counts: number[] = []
     for (let i = 0; i < 5; i++) {
@@ -192,7 +196,7 @@ describe('saslgate serve with a real KDC and real clients', { skip: !TESTSASLAUT
     )
   })
 
-  test('a second serve on a live socket refuses to start; the first keeps answering', async (t) => {
+  test('a second serve on a live socket refuses to start; the first keeps answering', { skip }, async (t) => {
     const r = await run(
       process.execPath,
       [BIN, ...singleHostArgs(realm, mainSocket)],
@@ -208,7 +212,7 @@ describe('saslgate serve with a real KDC and real clients', { skip: !TESTSASLAUT
     assert.equal(still.code, 0, still.stdout)
   })
 
-  test('a stale socket file is replaced; socketMode 0770 is applied', async () => {
+  test('a stale socket file is replaced; socketMode 0770 is applied', { skip }, async () => {
     const path = socketPath()
     await staleSocket(path)
     const gate = await serve(path, ['--set', 'saslauthd.socketMode=0770'])
@@ -247,7 +251,7 @@ describe('saslgate serve with a real KDC and real clients', { skip: !TESTSASLAUT
     assert.ok(proxy.repliesRelayed > 0)
   })
 
-  test('KDC black-holed: NO within the answer deadline, no hang', async (t) => {
+  test('KDC black-holed: NO within the answer deadline, no hang', { skip }, async (t) => {
     const hole = await startBlackholeKdc()
     t.after(() => hole.close())
     const path = socketPath()
