@@ -238,20 +238,33 @@ describe('the RPC: refusals service-shim.test.ts does not cover', () => {
   })
 
   test('health and metrics, open to anyone, name no user and no password', async () => {
-    // Logins first, so there is something to leak.
-    for (const [login, pw] of [
-      ['alice', ALICE],
-      ['carol', 'carol-wrong-guess'],
-      ['zed-nosuch-user', 'zed-guess'],
-    ])
-      await binary({ authorization: `Bearer ${TOKEN}` }).then(() =>
-        fetch(`${base}/saslgate.v1.AuthService/Authenticate`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-          body: JSON.stringify({ login, password: Buffer.from(pw as string).toString('base64') }),
-          signal: AbortSignal.timeout(5000),
-        }),
-      )
+    // Logins first, so there is something to leak: each one decided as it should be.
+    const metricsBefore = await (await fetch(`${base}/metrics`)).text()
+    for (const [login, pw, want] of [
+      ['alice', ALICE, 'DECISION_OK'],
+      ['carol', 'carol-wrong-guess', 'DECISION_INVALID'],
+      ['zed-nosuch-user', 'zed-guess', 'DECISION_INVALID'],
+    ] as const) {
+      const r = await fetch(`${base}/saslgate.v1.AuthService/Authenticate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ login, password: Buffer.from(pw).toString('base64') }),
+        signal: AbortSignal.timeout(5000),
+      })
+      assert.equal(r.status, 200, login)
+      assert.equal(((await r.json()) as { decision: string }).decision, want, login)
+    }
+    // And the metrics did count them (so the scan below reads pages that saw these logins).
+    const decided = (text: string, decision: string) =>
+      text
+        .split('\n')
+        .filter(
+          (l) => l.startsWith('saslgate_decisions_total{') && l.includes(`decision="${decision}"`),
+        )
+        .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0)
+    const metricsAfter = await (await fetch(`${base}/metrics`)).text()
+    assert.ok(decided(metricsAfter, 'ok') >= decided(metricsBefore, 'ok') + 1, metricsAfter)
+    assert.ok(decided(metricsAfter, 'invalid') >= decided(metricsBefore, 'invalid') + 2)
     for (const path of ['/healthz', '/readyz', '/metrics']) {
       const r = await fetch(base + path, { signal: AbortSignal.timeout(5000) })
       assert.equal(r.status, 200, path)
