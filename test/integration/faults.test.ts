@@ -37,6 +37,7 @@ import { startFlappingProxy } from '../../src/testing/flapping-proxy.js'
 import { type Realm, startRealm, startRogueKdc } from '../../src/testing/realm.js'
 import { SASLGATE_BIN, type SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { haveRedis, startRedis } from '../support/redis.js'
+import { needs } from '../support/requires.js'
 
 /** saslauthd.answerDeadlineMs (the default). */
 const DEADLINE_MS = 2000
@@ -498,7 +499,7 @@ describe('faults: the service and its state', () => {
   })
 
   test('Valkey stopped and restarted mid-storm: answers unchanged, shared state resumes', {
-    skip: haveRedis() ? false : 'redis-server is not installed',
+    skip: needs(!haveRedis() && 'redis-server is not installed (Debian package redis-server)'),
   }, async (t) => {
     const redis = await startRedis()
     closers.push(() => redis.close())

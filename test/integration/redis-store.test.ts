@@ -7,8 +7,9 @@ import { Guard } from '../../src/pipeline/guard.js'
 import { Pipeline } from '../../src/pipeline/pipeline.js'
 import { RedisGuardStore } from '../../src/state/redis-store.js'
 import { haveRedis, startRedis, type TestRedis } from '../support/redis.js'
+import { needs } from '../support/requires.js'
 
-const skip = haveRedis() ? false : 'redis-server is not installed'
+const skip = needs(!haveRedis() && 'redis-server is not installed (Debian package redis-server)')
 
 /** Polls `cond` every 10 ms for at most `ms`; true when it held. */
 async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
