@@ -16,7 +16,10 @@ export function inCi(env: NodeJS.ProcessEnv = process.env): boolean {
  * false (run), or the reason (skip, outside CI). Throws in CI: the test file fails, naming
  * what is missing.
  */
-export function needs(missing: string | false, env: NodeJS.ProcessEnv = process.env): string | false {
+export function needs(
+  missing: string | false,
+  env: NodeJS.ProcessEnv = process.env,
+): string | false {
   if (missing === false) return false
   if (inCi(env)) throw new Error(`${missing}: CI installs every real part, so this is a failure`)
   return missing
