@@ -128,6 +128,9 @@ export class ConnectUnaryClient {
           new ConnectError(
             aborted ? 'aborted' : err.message,
             aborted ? Code.Canceled : Code.Unavailable,
+            undefined,
+            undefined,
+            err,
           ),
         )
       })

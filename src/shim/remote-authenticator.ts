@@ -11,7 +11,7 @@
  */
 import { Code, ConnectError } from '@connectrpc/connect'
 import type { Authenticator, AuthRequest, AuthResult } from '../authenticator.js'
-import { decisionOf, isSaslgateError, type Reason } from '../errors.js'
+import { decisionOf, type Reason } from '../errors.js'
 import { Decision } from '../gen/saslgate/v1/auth_pb.js'
 import type { Observability } from '../telemetry/observability.js'
 import { EndpointClient, type TlsClientMaterial } from './endpoint-client.js'
@@ -49,6 +49,12 @@ export interface AttemptEvent {
   hedge: boolean
   ms: number
   code?: string
+  /**
+   * Why the connection failed, as Node names it (`ECONNREFUSED`, `ECONNRESET`, a TLS
+   * verification code such as `UNABLE_TO_VERIFY_LEAF_SIGNATURE`): tells a replica that is
+   * down from one the shim does not trust. Never a message, a URL or a credential.
+   */
+  cause?: string
 }
 
 const ANSWERS: Record<number, Reason> = {
@@ -175,9 +181,9 @@ export class RemoteAuthenticator implements Authenticator {
                 })
                 return
               }
-              if (isSaslgateError(err, 'SASLGATE_ERR_NEGOTIATE')) {
-                // No credentials to present (our Kerberos, not the replica, failed): the
-                // replica is not ejected; the answer is NO.
+              if (err instanceof CredentialsFailed) {
+                // No credentials to present (our token source or Kerberos failed, not the
+                // replica): the replica is not ejected; the answer is NO.
                 lastFailure = 'upstream_refused_caller'
                 finish(result(lastFailure))
                 return
@@ -201,12 +207,14 @@ export class RemoteAuthenticator implements Authenticator {
                 }
                 return
               }
+              const cause = causeCode(ce.cause)
               this.#o.onAttempt?.({
                 endpoint: e.baseUrl,
                 outcome: 'failed',
                 hedge,
                 ms: performance.now() - t0,
                 code: Code[ce.code],
+                ...(cause !== undefined ? { cause } : {}),
               })
               this.#upstreams.failed(e)
               clearTimeout(hedgeTimer)
@@ -235,7 +243,12 @@ export class RemoteAuthenticator implements Authenticator {
     signal: AbortSignal,
     timeoutMs: number,
   ): Promise<Decision> {
-    const authorization = await this.#o.credentials.authorization(signal)
+    let authorization: string | undefined
+    try {
+      authorization = await this.#o.credentials.authorization(signal)
+    } catch (err) {
+      throw new CredentialsFailed(err)
+    }
     // The trace context of the socket request span: the service's RPC span is its child
     // (attempts and hedges are events on the request span, not spans of their own).
     const headers: Record<string, string> = {}
@@ -259,6 +272,22 @@ export class RemoteAuthenticator implements Authenticator {
     for (const c of this.#clients.values()) c.close()
     this.#clients.clear()
   }
+}
+
+/**
+ * `credentials.authorization()` failed: ours, not the replica's, so nothing is ejected
+ * (ejecting every replica because our own token source broke would leave none).
+ */
+class CredentialsFailed extends Error {
+  constructor(cause: unknown) {
+    super('caller credentials unavailable', { cause })
+  }
+}
+
+/** A Node error code (`ECONNREFUSED`, `CERT_HAS_EXPIRED`), or undefined. */
+function causeCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code) ? code : undefined
 }
 
 function result(reason: Reason): AuthResult {

@@ -270,6 +270,7 @@ export class Observability {
     endpoint: string
     outcome: string
     code?: string
+    cause?: string
     ms: number
     hedge: boolean
   }): void {
@@ -280,6 +281,7 @@ export class Observability {
       'saslgate.hedge': e.hedge,
       'saslgate.ms': Math.round(e.ms * 100) / 100,
       ...(e.code !== undefined ? { 'saslgate.code': e.code } : {}),
+      ...(e.cause !== undefined ? { 'saslgate.cause': e.cause } : {}),
     })
     if (e.outcome === 'failed' || e.outcome === 'unauthenticated') {
       const r = this.#warnings.check(`upstream:${e.endpoint}`)
@@ -289,6 +291,7 @@ export class Observability {
             upstream: e.endpoint,
             outcome: e.outcome,
             code: e.code,
+            cause: e.cause,
             ms: Math.round(e.ms),
             suppressed: r.suppressed || undefined,
           },

@@ -35,6 +35,7 @@ import {
 import { startPki, type TestPki } from '../../src/testing/pki.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import type { SaslgateProcess } from '../../src/testing/saslgate-process.js'
+import { needs } from '../support/requires.js'
 
 const TOKEN = 'saslgate-access-token-0123456789abcdef0123456789'
 const ALICE = 'Access-alice-pw-1'
@@ -49,6 +50,7 @@ function groupId(name: string): number | undefined {
   return line === undefined ? undefined : Number(line.split(':')[2])
 }
 const SASL_GID = groupId('sasl')
+const NO_SASL_GROUP = needs(SASL_GID === undefined && 'no sasl group (Debian package sasl2-bin)')
 
 function canSwitchUser(): boolean {
   if (process.getuid?.() !== 0) return false
@@ -117,7 +119,7 @@ function checkAs(groups: number[], socket: string, login: string, password: stri
 
 describe('the saslauthd socket: permissions as configured, enforced by the kernel', () => {
   test('single host: saslauthd.socketMode and socketGroup by flag; mode by environment', {
-    skip: SASL_GID === undefined ? 'no sasl group (install sasl2-bin)' : false,
+    skip: NO_SASL_GROUP,
   }, async () => {
     const a = join(dir, `mux${++seq}`)
     const pa = await serveSocket(a, [
@@ -143,7 +145,7 @@ describe('the saslauthd socket: permissions as configured, enforced by the kerne
   })
 
   test('shim: the same options, the same result', {
-    skip: SASL_GID === undefined ? 'no sasl group (install sasl2-bin)' : false,
+    skip: NO_SASL_GROUP,
   }, async () => {
     const svc = await startService({ realm, tokenFile })
     procs.push(svc.proc)
@@ -161,8 +163,7 @@ describe('the saslauthd socket: permissions as configured, enforced by the kerne
   })
 
   test('socket 0660 root:sasl: a local user outside the group cannot connect, a member can', {
-    skip:
-      SASL_GID === undefined || !canSwitchUser() ? 'needs root, setpriv and a sasl group' : false,
+    skip: NO_SASL_GROUP || needs(!canSwitchUser() && 'needs root and setpriv (util-linux)'),
   }, async () => {
     const socket = join(dir, `mux${++seq}`)
     await serveSocket(socket, [
@@ -177,8 +178,7 @@ describe('the saslauthd socket: permissions as configured, enforced by the kerne
   })
 
   test('the saslauthd layout (socket 0777 in a root:sasl 0710 directory) keeps non-members out', {
-    skip:
-      SASL_GID === undefined || !canSwitchUser() ? 'needs root, setpriv and a sasl group' : false,
+    skip: NO_SASL_GROUP || needs(!canSwitchUser() && 'needs root and setpriv (util-linux)'),
   }, async () => {
     const runDir = join(dir, `run${++seq}`)
     await mkdir(runDir)
@@ -238,20 +238,33 @@ describe('the RPC: refusals service-shim.test.ts does not cover', () => {
   })
 
   test('health and metrics, open to anyone, name no user and no password', async () => {
-    // Logins first, so there is something to leak.
-    for (const [login, pw] of [
-      ['alice', ALICE],
-      ['carol', 'carol-wrong-guess'],
-      ['zed-nosuch-user', 'zed-guess'],
-    ])
-      await binary({ authorization: `Bearer ${TOKEN}` }).then(() =>
-        fetch(`${base}/saslgate.v1.AuthService/Authenticate`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-          body: JSON.stringify({ login, password: Buffer.from(pw as string).toString('base64') }),
-          signal: AbortSignal.timeout(5000),
-        }),
-      )
+    // Logins first, so there is something to leak: each one decided as it should be.
+    const metricsBefore = await (await fetch(`${base}/metrics`)).text()
+    for (const [login, pw, want] of [
+      ['alice', ALICE, 'DECISION_OK'],
+      ['carol', 'carol-wrong-guess', 'DECISION_INVALID'],
+      ['zed-nosuch-user', 'zed-guess', 'DECISION_INVALID'],
+    ] as const) {
+      const r = await fetch(`${base}/saslgate.v1.AuthService/Authenticate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ login, password: Buffer.from(pw).toString('base64') }),
+        signal: AbortSignal.timeout(5000),
+      })
+      assert.equal(r.status, 200, login)
+      assert.equal(((await r.json()) as { decision: string }).decision, want, login)
+    }
+    // And the metrics did count them (so the scan below reads pages that saw these logins).
+    const decided = (text: string, decision: string) =>
+      text
+        .split('\n')
+        .filter(
+          (l) => l.startsWith('saslgate_decisions_total{') && l.includes(`decision="${decision}"`),
+        )
+        .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0)
+    const metricsAfter = await (await fetch(`${base}/metrics`)).text()
+    assert.ok(decided(metricsAfter, 'ok') >= decided(metricsBefore, 'ok') + 1, metricsAfter)
+    assert.ok(decided(metricsAfter, 'invalid') >= decided(metricsBefore, 'invalid') + 2)
     for (const path of ['/healthz', '/readyz', '/metrics']) {
       const r = await fetch(base + path, { signal: AbortSignal.timeout(5000) })
       assert.equal(r.status, 200, path)

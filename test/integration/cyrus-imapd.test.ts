@@ -15,10 +15,11 @@ import { startSingleHost } from '../../src/testing/deployment.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import type { SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { cyrusUnavailableReason, startCyrus, type TestCyrus } from '../support/cyrus.js'
+import { needs } from '../support/requires.js'
 
 const GOOD = 'Imap good-pass 1'
 const WRONG = 'Imap wrong-pass 2'
-const unavailable = cyrusUnavailableReason()
+const unavailable = needs(cyrusUnavailableReason() ?? false)
 
 // ---------------------------------------------------------------------------------------------
 // A minimal IMAP client: one connection, tagged commands, bounded waits.

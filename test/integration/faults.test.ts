@@ -37,6 +37,7 @@ import { startFlappingProxy } from '../../src/testing/flapping-proxy.js'
 import { type Realm, startRealm, startRogueKdc } from '../../src/testing/realm.js'
 import { SASLGATE_BIN, type SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { haveRedis, startRedis } from '../support/redis.js'
+import { needs } from '../support/requires.js'
 
 /** saslauthd.answerDeadlineMs (the default). */
 const DEADLINE_MS = 2000
@@ -172,23 +173,43 @@ function count(t: Tally, r: SaslauthdCheckResult, good: boolean): void {
   else r.ok ? t.wrongOk++ : t.wrongNo++
 }
 
+/** One answer of a storm, with wall-clock times (Date.now()) to place it around events. */
+interface Answer {
+  good: boolean
+  ok: boolean
+  sentAt: number
+  answeredAt: number
+}
+
 /**
  * `workers` closed-loop clients for `ms`: one request in four is a real login from `good`
- * (cycled), the others are guesses: wrong passwords on real users and unknown users.
+ * (cycled), the others are guesses: wrong passwords on real users and unknown users. With
+ * `answers`, every answer is also pushed there, timestamped.
  */
 async function storm(
   socket: string,
-  o: { ms: number; good: readonly Cred[]; workers?: number; onTick?: () => void },
+  o: {
+    ms: number
+    good: readonly Cred[]
+    workers?: number
+    onTick?: () => void
+    answers?: Answer[]
+  },
 ): Promise<Tally> {
   const t = newTally()
   const end = performance.now() + o.ms
   let n = 0
+  const check = async (c: Cred, good: boolean) => {
+    const sentAt = Date.now()
+    const r = await saslauthdCheck(socket, c.login, c.password, { timeoutMs: 5000 })
+    o.answers?.push({ good, ok: r.ok, sentAt, answeredAt: Date.now() })
+    count(t, r, good)
+  }
   const worker = async (w: number) => {
     for (let i = 0; i < 100_000 && performance.now() < end; i++) {
       const k = n++
       if (k % 4 === 0 && o.good.length > 0) {
-        const c = o.good[(k / 4) % o.good.length] as Cred
-        count(t, await saslauthdCheck(socket, c.login, c.password, { timeoutMs: 5000 }), true)
+        await check(o.good[(k / 4) % o.good.length] as Cred, true)
       } else {
         const u = ATTACKED[k % ATTACKED.length] as Cred
         const c =
@@ -197,7 +218,7 @@ async function storm(
             : k % 3 === 1
               ? { login: u.login, password: `guess-${w}-${i}` }
               : { login: u.login, password: `${u.password}x` }
-        count(t, await saslauthdCheck(socket, c.login, c.password, { timeoutMs: 5000 }), false)
+        await check(c, false)
       }
     }
   }
@@ -239,6 +260,25 @@ async function recovers(
   )
 }
 
+/** The reasons of the decision lines in a stretch of saslgate output. */
+function decisionReasons(output: string): Set<string> {
+  const reasons = new Set<string>()
+  for (const line of output.split('\n')) {
+    if (!line.includes('"msg":"decision"')) continue
+    const reason = (JSON.parse(line) as { reason?: string }).reason
+    if (reason !== undefined) reasons.add(reason)
+  }
+  return reasons
+}
+
+function lastDecision(output: string): { reason?: string; stage?: string } | undefined {
+  const line = output
+    .split('\n')
+    .filter((l) => l.includes('"msg":"decision"'))
+    .at(-1)
+  return line === undefined ? undefined : JSON.parse(line)
+}
+
 async function ok(socket: string, cred: Cred): Promise<void> {
   const r = await saslauthdCheck(socket, cred.login, cred.password, { timeoutMs: 5000 })
   assert.equal(r.ok, true, `${cred.login}: ${JSON.stringify(r)}`)
@@ -272,19 +312,36 @@ describe('faults: the KDC', () => {
   })
 
   test('refusing (krb5kdc stopped): NO at once, recovery when it is back', async (t) => {
-    const { socket } = await singleHost([realKdc()])
+    const { proc, socket } = await singleHost([realKdc()])
     const known = fresh()
     const during = fresh()
+    const probe = fresh()
     await ok(socket, known)
     await realm.stopKdc(0)
     let tally: Tally
+    let probeResult: SaslauthdCheckResult
+    const logFrom = proc.output().length
     try {
       tally = await storm(socket, { ms: 2000, good: [known, during] })
+      // A real user never seen before, once the breaker has opened: refused at once.
+      probeResult = await saslauthdCheck(socket, probe.login, probe.password, { timeoutMs: 5000 })
     } finally {
       await realm.startKdc(0)
     }
     assertSafe(tally, 'refusing')
     assert.ok(tally.goodOk > 0, 'the known user still got in')
+    // The path: refused connections (kdc_unavailable) until the breaker opened, then the
+    // open breaker (offline mode); never the deadline waited out.
+    const reasons = decisionReasons(proc.output().slice(logFrom))
+    assert.ok(reasons.has('offline_refused'), `the open breaker refused: ${[...reasons]}`)
+    assert.ok(!reasons.has('deadline'), `a request waited out the deadline: ${[...reasons]}`)
+    assert.equal(probeResult.ok, false)
+    assert.ok(
+      probeResult.latencyMs < DEADLINE_MS / 4,
+      `probe refused after ${probeResult.latencyMs} ms: not "at once"`,
+    )
+    const last = lastDecision(proc.output())
+    assert.equal(last?.reason, 'offline_refused', JSON.stringify(last))
     const ms = await recovers(socket, during)
     await ok(socket, fresh())
     report(t, 'refusing', tally, `, recovered in ${ms.toFixed(0)} ms`)
@@ -375,19 +432,46 @@ describe('faults: the service and its state', () => {
     const sh = await shim([svc.port])
     const known = fresh()
     await ok(sh.socket, known)
-    const storming = storm(sh.socket, { ms: 4000, good: [known] })
+    const answers: Answer[] = []
+    const stormStart = Date.now()
+    const storming = storm(sh.socket, { ms: 6000, good: [known], answers })
     await sleep(1000)
     await svc.proc.stop()
+    const stoppedAt = Date.now() // no service process exists from here ...
     await sleep(500)
+    const spawnedAt = Date.now() // ... to here
     const again = await service(svc.port)
+    const readyAt = Date.now()
     const tally = await storming
+    const stormEnd = Date.now()
     assertSafe(tally, 'restart')
-    assert.ok(tally.goodNo > 0 || tally.goodOk > 0)
+    // The restart fell inside the storm, with traffic on both sides of it.
+    assert.ok(stormStart < stoppedAt && readyAt < stormEnd, 'the restart was inside the storm')
+    const before = answers.filter((a) => a.answeredAt < stoppedAt)
+    const gap = answers.filter((a) => a.sentAt >= stoppedAt && a.answeredAt <= spawnedAt)
+    const afterReady = answers.filter((a) => a.sentAt >= readyAt)
+    assert.ok(
+      before.some((a) => a.good && a.ok),
+      'the known user got in before the stop',
+    )
+    // With no service at all, every answer is NO: real logins included, and no wrong OK.
+    assert.ok(gap.filter((a) => a.good).length > 0, `no real login during the gap (${gap.length})`)
+    assert.deepEqual(
+      gap.filter((a) => a.ok),
+      [],
+      'an OK while no service process existed',
+    )
+    assert.ok(afterReady.length > 0, 'the storm went on after the new service was ready')
     await recovers(sh.socket, known)
     await ok(sh.socket, fresh())
     await sh.proc.stop()
     await again.proc.stop()
-    report(t, 'service restart', tally)
+    report(
+      t,
+      'service restart',
+      tally,
+      `, ${gap.length} answers (all NO) in the ${spawnedAt - stoppedAt} ms gap`,
+    )
   })
 
   test('one of two replicas killed mid-storm: no wrong OK, no late answer, logins go on', async (t) => {
@@ -415,7 +499,7 @@ describe('faults: the service and its state', () => {
   })
 
   test('Valkey stopped and restarted mid-storm: answers unchanged, shared state resumes', {
-    skip: haveRedis() ? false : 'redis-server is not installed',
+    skip: needs(!haveRedis() && 'redis-server is not installed (Debian package redis-server)'),
   }, async (t) => {
     const redis = await startRedis()
     closers.push(() => redis.close())

@@ -25,6 +25,7 @@ import { startPki, type TestPki } from '../../src/testing/pki.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import { SASLGATE_BIN as BIN, type SaslgateProcess } from '../../src/testing/saslgate-process.js'
 import { TESTSASLAUTHD } from '../support/binaries.js'
+import { NEEDS_TESTSASLAUTHD } from '../support/requires.js'
 
 const ALICE = 'alice-Shim-Secret-1'
 const BOB = 'bob-Shim-Secret-22'
@@ -120,8 +121,11 @@ function assertNoSecrets(...procsToCheck: SaslgateProcess[]): void {
   }
 }
 
-describe('shim -> service -> real KDC', { skip: TESTSASLAUTHD === undefined }, () => {
-  test('bearer token over plain HTTP: good -> OK, wrong and unknown -> NO', async () => {
+// Only the tests that run testsaslauthd skip without it (and fail in CI); the rest always run.
+const skip = NEEDS_TESTSASLAUTHD
+
+describe('shim -> service -> real KDC', () => {
+  test('bearer token over plain HTTP: good -> OK, wrong and unknown -> NO', { skip }, async () => {
     const svc = await service(['--token-file', tokenFile])
     const sh = await shim([`http://127.0.0.1:${svc.port}`], ['--token-file', tokenFile])
     await assertGoodAndBad(sh.socket)
@@ -202,7 +206,9 @@ describe('shim -> service -> real KDC', { skip: TESTSASLAUTHD === undefined }, (
     await svc.proc.stop()
   })
 
-  test('mutual TLS: a client certificate from the CA authenticates; another CA does not', async () => {
+  test('mutual TLS: a client certificate from the CA authenticates; another CA does not', {
+    skip,
+  }, async () => {
     const client = await pki.issueClient('fe1.saslgate.test')
     const foreign = await pki.issueClient('fe1.saslgate.test', { foreign: true })
     const svc = await service(mutualTlsArgs(pki, 'fe1.saslgate.test'))
@@ -247,13 +253,29 @@ describe('shim -> service -> real KDC', { skip: TESTSASLAUTHD === undefined }, (
       [url],
       ['--ca', pki.otherCa, '--tls-cert', client.cert, '--tls-key', client.key],
     )
+    const decisions = () => svc.proc.output().match(/"msg":"decision"/g)?.length ?? 0
+    const decided = decisions()
     assert.match((await testsaslauthd(untrusting.socket, 'alice', ALICE)).stdout, /^0: NO/)
+    // The NO is the shim's TLS verification refusing the service's certificate: the failed
+    // attempt names a certificate-chain error, and the service decided nothing.
+    const failure = untrusting.proc
+      .output()
+      .split('\n')
+      .find((l) => l.includes('"msg":"upstream attempt failed"'))
+    assert.ok(failure !== undefined, untrusting.proc.output())
+    assert.match(
+      failure,
+      /"cause":"(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)"/,
+    )
+    assert.equal(decisions(), decided, 'no request reached the service pipeline')
     assertNoSecrets(svc.proc, sh.proc, bad.proc, untrusting.proc)
     for (const p of [untrusting, bad, sh]) await p.proc.stop()
     await svc.proc.stop()
   })
 
-  test('Negotiate: the shim authenticates with its host keytab, an allow-list decides', async () => {
+  test('Negotiate: the shim authenticates with its host keytab, an allow-list decides', {
+    skip,
+  }, async () => {
     const http = 'HTTP/saslgate.test'
     const fe1 = 'host/fe1.saslgate.test'
     const fe2 = 'host/fe2.saslgate.test'

@@ -81,15 +81,24 @@ function slowloris(path: string, n: number) {
   let opened = 0
   let closedByServer = 0
   let noReplies = 0
+  /** Connections saslgate closed: how long each lived and whether a NO came first. */
+  const cuts: Array<{ lifeMs: number; gotNo: boolean }> = []
   const timers = new Set<NodeJS.Timeout>()
   const open = (k: number) => {
     if (stopped) return
     const s = connect(path)
     opened++
     sockets.add(s)
+    // From the connect() call: saslgate accepts later, so its read timeout cannot end sooner
+    // (the 'connect' event can come late on a client opening 1,000 sockets at once).
+    const openedAt = performance.now()
+    let gotNo = false
     s.on('error', () => {})
     s.on('data', (d: Buffer) => {
-      if (d.includes(Buffer.from('NO'))) noReplies++
+      if (d.includes(Buffer.from('NO'))) {
+        noReplies++
+        gotNo = true
+      }
     })
     s.on('connect', () => {
       // A third send nothing, a third a frame cut short, a third a byte every 300 ms.
@@ -111,6 +120,7 @@ function slowloris(path: string, n: number) {
       sockets.delete(s)
       if (!stopped) {
         closedByServer++
+        cuts.push({ lifeMs: performance.now() - openedAt, gotNo })
         setImmediate(() => open(k))
       }
     })
@@ -129,6 +139,7 @@ function slowloris(path: string, n: number) {
     get noReplies() {
       return noReplies
     },
+    cuts,
     stop() {
       stopped = true
       for (const t of timers) clearInterval(t)
@@ -163,7 +174,26 @@ async function realLogins(path: string, ms: number) {
   return { latency: summarize(lat), wrongAnswers, count: lat.length }
 }
 
-async function attack(t: TestContext, label: string, socket: string, pid: number): Promise<void> {
+/**
+ * The decision lines saslgate logged for connections it answered itself (stage `decode`):
+ * each names why (`detail`) and how long after accept (`ms`). Rate-limited, so a sample.
+ */
+function listenerDecisions(
+  output: string,
+): Array<{ detail?: string; ms: number; decision: string }> {
+  return output
+    .split('\n')
+    .filter((l) => l.includes('"msg":"decision"') && l.includes('"stage":"decode"'))
+    .map((l) => JSON.parse(l))
+}
+
+async function attack(
+  t: TestContext,
+  label: string,
+  socket: string,
+  proc: SaslgateProcess,
+): Promise<void> {
+  const pid = proc.pid
   // Warm: the first four users have logged in before.
   for (const u of USERS.slice(0, 4)) {
     const r = await saslauthdCheck(socket, u.login, u.password)
@@ -190,8 +220,31 @@ async function attack(t: TestContext, label: string, socket: string, pid: number
       loris.closedByServer >= HALF_OPEN * 0.9,
       `saslgate closed only ${loris.closedByServer} held connections in ${ATTACK_MS} ms`,
     )
+    // ... each with a NO first, never before the read timeout, and not long after it.
+    const cuts = loris.cuts.slice()
+    const withoutNo = cuts.filter((c) => !c.gotNo).length
+    assert.equal(withoutNo, 0, `${withoutNo} of ${cuts.length} cut connections got no NO`)
+    const early = cuts.filter((c) => c.lifeMs < READ_TIMEOUT_MS - 50)
+    assert.deepEqual(
+      early.slice(0, 3),
+      [],
+      `${early.length} connections cut before the read timeout`,
+    )
+    const lives = summarize(cuts.map((c) => c.lifeMs))
+    assert.ok(
+      lives.p50 < READ_TIMEOUT_MS + 2000,
+      `cut connections lived p50 ${lives.p50} ms: not at the read timeout`,
+    )
+    // The reason saslgate recorded for them: the read timeout.
+    const logged = listenerDecisions(proc.output())
+    assert.ok(logged.length > 0, 'saslgate logged the connections it cut')
+    for (const d of logged) {
+      assert.equal(d.detail, 'read_timeout', JSON.stringify(d))
+      assert.equal(d.decision, 'invalid', JSON.stringify(d))
+      assert.ok(d.ms >= READ_TIMEOUT_MS - 5, `cut after ${d.ms} ms, before the read timeout`)
+    }
     t.diagnostic(
-      `${label}: ${HALF_OPEN} held (${loris.opened} opened, ${loris.closedByServer} cut by saslgate, ${loris.noReplies} NO), ` +
+      `${label}: ${HALF_OPEN} held (${loris.opened} opened, ${loris.closedByServer} cut by saslgate, ${loris.noReplies} NO, lived p50 ${lives.p50} ms max ${lives.max} ms), ` +
         `${real.count} real logins p50 ${real.latency.p50} ms p99 ${real.latency.p99} ms max ${real.latency.max} ms, ` +
         `fds ${baseline} -> ${during}`,
     )
@@ -216,7 +269,7 @@ describe(`slowloris: ${HALF_OPEN} half-open connections`, { skip }, () => {
       env: OTEL_OFF_WITH_LOGS,
     })
     procs.push(proc)
-    await attack(t, 'single-host', socket, proc.pid)
+    await attack(t, 'single-host', socket, proc)
     assert.equal(proc.child.exitCode, null)
   })
 
@@ -232,7 +285,7 @@ describe(`slowloris: ${HALF_OPEN} half-open connections`, { skip }, () => {
       env: OTEL_OFF_WITH_LOGS,
     })
     procs.push(sh)
-    await attack(t, 'shim', socket, sh.pid)
+    await attack(t, 'shim', socket, sh)
     assert.equal(sh.child.exitCode, null)
   })
 })

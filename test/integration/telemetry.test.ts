@@ -227,9 +227,33 @@ describe('telemetry across shim and service', () => {
     for (const g of GUESSES) await saslauthdCheck(socket, 'carol', g)
     const blocked = await saslauthdCheck(socket, 'carol', GUESSES[0] as string)
     assert.equal(blocked.ok, false)
+    // Each stage below must have run, or the scan would prove nothing about it.
+    type Logged = { reason: string; stage: string; detail?: string }
+    const decisions = (p: SaslgateProcess) =>
+      p
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"decision"'))
+        .map((l) => JSON.parse(l) as Logged)
+    // A child's log line reaches us a little after its answer: wait for it (bounded).
+    const logged = async (p: SaslgateProcess, from: number, match: (d: Logged) => boolean) => {
+      for (let i = 0; i < 60; i++) {
+        if (decisions(p).slice(from).some(match)) return true
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      return false
+    }
+    assert.ok(
+      await logged(svc, 0, (d) => d.stage === 'guard' && /^guard_/.test(d.reason)),
+      'the guard answered (carol blocked)',
+    )
     // An over-long password field: the listener answers NO without the pipeline.
+    let overLongReply = Buffer.alloc(0)
     await new Promise<void>((resolve) => {
       const c = connect(socket)
+      c.on('data', (d: Buffer) => {
+        overLongReply = Buffer.concat([overLongReply, d])
+      })
       c.on('connect', () => {
         const frame = encodeRequest({ login: 'alice', password: 'x', service: 'imap', realm: '' })
         c.write(
@@ -244,6 +268,11 @@ describe('telemetry across shim and service', () => {
       c.on('error', () => resolve())
       setTimeout(() => c.destroy(), 3000)
     })
+    assert.equal(overLongReply.subarray(2, 4).toString(), 'NO', 'the over-long frame got a NO')
+    assert.ok(
+      await logged(shim, 0, (d) => d.stage === 'decode' && d.reason === 'malformed_request'),
+      'the shim listener refused the over-long frame itself',
+    )
     // RPC error bodies carrying secrets in the request.
     const bodies: Array<[string, number]> = [
       [
@@ -269,13 +298,24 @@ describe('telemetry across shim and service', () => {
       if (status === 200) assert.deepEqual(JSON.parse(text), { decision: 'DECISION_INVALID' })
     }
     // A frozen service: the shim answers NO at its deadline.
+    const shimDecisionsBefore = decisions(shim).length
     process.kill(svc.pid, 'SIGSTOP')
     try {
       const frozen = await saslauthdCheck(socket, 'alice', TIMEOUT_PW)
       assert.equal(frozen.ok, false)
+      // At the shim's deadline (700 ms), not at once: the service was asked and was silent.
+      assert.ok(frozen.latencyMs >= 650, `frozen service answered after ${frozen.latencyMs} ms`)
     } finally {
       process.kill(svc.pid, 'SIGCONT')
     }
+    assert.ok(
+      await logged(
+        shim,
+        shimDecisionsBefore,
+        (d) => d.stage === 'upstream' && d.reason === 'upstream_unavailable',
+      ),
+      `the shim's deadline answered: ${JSON.stringify(decisions(shim).slice(shimDecisionsBefore))}`,
+    )
     await new Promise((res) => setTimeout(res, 1500)) // exports flush (100 ms spans, 500 ms metrics)
     const emitted = [
       svc.output(),
@@ -293,11 +333,9 @@ describe('telemetry across shim and service', () => {
       assert.ok(!emitted.includes(b64), 'a secret was emitted in base64')
     }
     for (const s of SECRETS) assert.ok(!receiver.contains(s))
-    // Cache keys are HMAC-SHA256 values (32 bytes): no 256-bit value in any text output.
-    assert.doesNotMatch(
-      emitted.replace(receiver.allBodies().toString('latin1'), ''),
-      /\b[0-9a-fA-F]{64}\b/,
-    )
+    // Cache keys are HMAC-SHA256 values (32 bytes): no 256-bit value in any text output,
+    // exported OTLP bodies (spans and metrics) included.
+    assert.doesNotMatch(emitted, /\b[0-9a-fA-F]{64}\b/)
     assert.doesNotMatch(emitted, /sgs1\./)
   })
 })

@@ -170,6 +170,9 @@ const PATHS: Path[] = [
     name: 'blocked principal, wrong password',
     prime: async (r) => {
       for (let i = 0; i < 8; i++) await r.auth('alice', `guess-${i}`)
+      // The path under test starts blocked: a fresh wrong password is refused by the guard.
+      const blocked = await r.auth('alice', 'guess-probe')
+      assert.match(blocked.reason, /^guard_/)
     },
     login: 'alice',
     password: 'guess-new',
@@ -321,10 +324,10 @@ describe('fail closed: a fault in any stage on any path is a NO', () => {
           const where = `${path.name} / ${site.label} (${mode}): ${JSON.stringify(result)}`
           fault.mock.restore()
           assert.ok(ms < DEADLINE_MS + 50, `${where} after ${ms.toFixed(0)} ms`)
-          if (fault.mock.callCount() > 0) {
-            assert.notEqual(result.decision, 'ok', where)
-            assert.equal(result.reason, 'internal_error' satisfies Reason, where)
-          }
+          // The baseline ran this site on this very path, so the fault must have been met.
+          assert.ok(fault.mock.callCount() > 0, `${where}: the injected fault was never reached`)
+          assert.notEqual(result.decision, 'ok', where)
+          assert.equal(result.reason, 'internal_error' satisfies Reason, where)
           if (!path.good) assert.notEqual(result.decision, 'ok', where)
           // Nothing stuck: the same pipeline decides another user correctly afterwards.
           r.verifier.down = false

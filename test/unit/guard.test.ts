@@ -31,6 +31,71 @@ describe('Guard', () => {
     assert.equal(d.action === 'blocked' && d.retryAfterMs, 4000, 'capped at backoffMaxMs')
   })
 
+  test('the backoff holds to its last millisecond: blocked at 999 ms of 1,000, free at 1,000', async () => {
+    const { c, guard } = setup({ threshold: 1, backoffBaseMs: 1000, maxKdcFailuresPerWindow: 100 })
+    await guard.recordFailure('alice@EX')
+    c.advance(999)
+    const d = await guard.check('alice@EX', false)
+    assert.deepEqual(d, { action: 'blocked', retryAfterMs: 1 }, 'one millisecond left')
+    c.advance(1)
+    assert.equal((await guard.check('alice@EX', false)).action, 'pass', 'the backoff is over')
+  })
+
+  test('a backoffFactor other than 2 sets the growth: 3 gives 1 s, 3 s, 9 s, then the cap', async () => {
+    const { c, guard } = setup({
+      threshold: 2,
+      backoffBaseMs: 1000,
+      backoffFactor: 3,
+      backoffMaxMs: 20_000,
+      maxKdcFailuresPerWindow: 100,
+    })
+    const expected = [0, 1000, 3000, 9000, 20_000, 20_000]
+    for (const [i, want] of expected.entries()) {
+      const counts = await guard.recordFailure('bob@EX')
+      assert.equal(counts.failures, i + 1)
+      assert.equal(
+        guard.blockedUntil(counts) - (want === 0 ? 0 : c.now()),
+        want,
+        `failure ${i + 1}`,
+      )
+      const d = await guard.check('bob@EX', false)
+      if (want === 0) assert.equal(d.action, 'pass', `failure ${i + 1}: below the threshold`)
+      else assert.deepEqual(d, { action: 'blocked', retryAfterMs: want }, `failure ${i + 1}`)
+      // Just before the end still blocked, at the end free: the backoff ends where the factor says.
+      if (want > 0) {
+        c.advance(want - 1)
+        assert.equal(
+          (await guard.check('bob@EX', false)).action,
+          'blocked',
+          `failure ${i + 1} at ${want - 1} ms`,
+        )
+        c.advance(1)
+        assert.equal(
+          (await guard.check('bob@EX', false)).action,
+          'pass',
+          `failure ${i + 1} at ${want} ms`,
+        )
+      }
+    }
+  })
+
+  test('a factor of 1 keeps the backoff flat at the base', async () => {
+    const { c, guard } = setup({
+      threshold: 1,
+      backoffBaseMs: 500,
+      backoffFactor: 1,
+      maxKdcFailuresPerWindow: 100,
+    })
+    for (let i = 0; i < 5; i++) {
+      await guard.recordFailure('carol@EX')
+      assert.deepEqual(await guard.check('carol@EX', false), {
+        action: 'blocked',
+        retryAfterMs: 500,
+      })
+      c.advance(500)
+    }
+  })
+
   test('known-good credentials pass while blocked and over budget', async () => {
     const { guard } = setup({ threshold: 1, maxKdcFailuresPerWindow: 1 })
     assert.equal(await guard.reserveKdc('alice@EX'), true)

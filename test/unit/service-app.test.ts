@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import { describe, test } from 'node:test'
+import { Code, type ConnectError } from '@connectrpc/connect'
 import { pino } from 'pino'
 import type { Authenticator, AuthResult } from '../../src/authenticator.js'
 import { ServiceApp } from '../../src/service/app.js'
@@ -13,10 +14,25 @@ import { ConnectUnaryClient } from '../../src/shim/connect-unary-client.js'
 
 const TOKEN = 'service-app-test-token-0123456789abcdef01234'
 
-function app(delayMs: number, opts: { readyDelayMs?: number; drainTimeoutMs?: number } = {}) {
+function app(
+  delayMs: number,
+  opts: {
+    readyDelayMs?: number
+    drainTimeoutMs?: number
+    onRequest?: (signal: AbortSignal) => void
+  } = {},
+) {
   const authenticator: Authenticator = {
     async authenticate(req): Promise<AuthResult> {
-      await new Promise((r) => setTimeout(r, delayMs))
+      opts.onRequest?.(req.signal)
+      // Waits delayMs, or less when the service aborts the request's signal.
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, delayMs)
+        req.signal.addEventListener('abort', () => {
+          clearTimeout(timer)
+          r()
+        })
+      })
       return req.signal.aborted
         ? { decision: 'unavailable', reason: 'deadline', stage: 'test' }
         : { decision: 'ok', reason: 'ok', stage: 'test' }
@@ -63,19 +79,49 @@ describe('ServiceApp shutdown', () => {
   })
 
   test('an RPC outliving the drain bound is cut off and close() returns in time', async () => {
-    const a = app(10_000, { drainTimeoutMs: 300 })
+    // The decider would answer ok after 10 s unless its signal is aborted; the client would
+    // give up after 5 s. Only the drain bound (300 ms) can end the call well before either.
+    const seen: { abortedAfterMs?: number } = {}
+    let t0 = 0
+    const a = app(10_000, {
+      drainTimeoutMs: 300,
+      onRequest: (signal) =>
+        signal.addEventListener('abort', () => {
+          seen.abortedAfterMs = performance.now() - t0
+        }),
+    })
     const { port } = await a.listen('127.0.0.1', 0)
     const stuck = call(port).then(
-      (r) => r.decision,
-      () => 'error',
+      (r) => ({ decision: r.decision as unknown, code: undefined, at: performance.now() }),
+      (err: ConnectError) => ({ decision: undefined, code: err.code, at: performance.now() }),
     )
     await new Promise((r) => setTimeout(r, 50))
-    const t0 = performance.now()
+    t0 = performance.now()
     await a.close()
-    const ms = performance.now() - t0
-    assert.ok(ms < 1500, `close took ${ms} ms`)
+    const closeMs = performance.now() - t0
     const outcome = await stuck
-    assert.notEqual(outcome, 1, 'never OK for a cut-off request')
+    const settledMs = outcome.at - t0
+    assert.equal(
+      outcome.decision,
+      undefined,
+      'never an answer (least of all OK) for a cut-off call',
+    )
+    assert.equal(
+      outcome.code,
+      Code.Unavailable,
+      'the connection was cut, not the client timing out',
+    )
+    // The cut reaches the decider too (its request signal aborts), so it stops working.
+    for (let i = 0; i < 100 && seen.abortedAfterMs === undefined; i++)
+      await new Promise((r) => setTimeout(r, 10))
+    assert.ok(seen.abortedAfterMs !== undefined, "the decider's signal was aborted by the shutdown")
+    // The cut comes at the drain bound (+100 ms); loose ceilings, far below the 5 s and 10 s.
+    assert.ok(
+      seen.abortedAfterMs >= 300,
+      `aborted after ${seen.abortedAfterMs} ms: before the bound`,
+    )
+    assert.ok(closeMs < 1500, `close took ${closeMs} ms`)
+    assert.ok(settledMs < 1500, `the stuck call settled ${settledMs} ms after close()`)
   })
 })
 

@@ -4,12 +4,13 @@
  * answers, caller refusal. Plus upstream parsing/resolution and caller authentication.
  */
 import assert from 'node:assert/strict'
+import { createServer, type Server } from 'node:http'
 import { after, describe, test } from 'node:test'
 import { pino } from 'pino'
 import type { Authenticator, AuthRequest, AuthResult } from '../../src/authenticator.js'
 import { ServiceApp } from '../../src/service/app.js'
 import { bearerOf, CallerAuth } from '../../src/service/caller-auth.js'
-import { RemoteAuthenticator } from '../../src/shim/remote-authenticator.js'
+import { type AttemptEvent, RemoteAuthenticator } from '../../src/shim/remote-authenticator.js'
 import { parseUpstream, Upstreams } from '../../src/shim/upstreams.js'
 import { freePort } from '../../src/testing/ports.js'
 
@@ -163,14 +164,201 @@ describe('RemoteAuthenticator', () => {
   })
 
   test('a draining replica (503) is failed over', async () => {
+    // The draining replica would say ok, the other says invalid: only a failover gives invalid.
     const draining = await replica('ok', 0)
     const other = await replica('invalid', 0)
-    const r = remote([draining.url, other.url], { attemptTimeoutMs: 5000 })
+    const attempts: AttemptEvent[] = []
+    const r = remote([draining.url, other.url], {
+      attemptTimeoutMs: 5000,
+      onAttempt: (e) => attempts.push(e),
+    })
     await r.start()
+    // Warm both (keep-alive connections to each), so the drain is met on a live connection.
+    for (let i = 0; i < 20 && (draining.calls.n === 0 || other.calls.n === 0); i++) await timed(r)
+    assert.ok(draining.calls.n > 0 && other.calls.n > 0, 'both replicas were warmed')
+    const callsBefore = draining.calls.n
+    attempts.length = 0
     const closing = draining.app.close()
-    const { result } = await timed(r)
-    assert.ok(['invalid', 'ok'].includes(result.decision))
+    assert.equal(draining.app.draining, true)
+    // The pick is random between healthy replicas: ask until the draining one was tried
+    // (then it is ejected); 2^-20 that it never is.
+    for (let i = 0; i < 20; i++) {
+      const { result } = await timed(r)
+      assert.equal(result.decision, 'invalid', `request ${i}: the other replica's answer`)
+    }
     await closing
+    assert.equal(draining.calls.n, callsBefore, 'the draining replica decided nothing')
+    const failed = attempts.filter((e) => e.endpoint === draining.url)
+    assert.ok(failed.length >= 1, 'the draining replica was tried')
+    for (const e of failed) assert.equal(e.outcome, 'failed', JSON.stringify(e))
+    const ejected = r.endpoints.find((e) => e.baseUrl === draining.url)
+    assert.ok((ejected?.ejectedUntil ?? 0) > Date.now(), 'and ejected')
+  })
+})
+
+/**
+ * A replica that answers 200 with the given AuthenticateResponse bytes, whatever it is
+ * asked: plays a broken or hostile service the shim must not trust beyond `DECISION_OK`.
+ */
+async function rawReplica(body: Buffer) {
+  const calls = { n: 0 }
+  const server: Server = createServer((req, res) => {
+    calls.n++
+    req.resume()
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/proto', 'content-length': body.length })
+      res.end(body)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return { url: `http://127.0.0.1:${address.port}`, calls }
+}
+
+describe('RemoteAuthenticator fails closed', () => {
+  // Field 1 (decision), varint: 08 <value>. No field at all is DECISION_UNSPECIFIED.
+  const responses = {
+    ok: Buffer.from([0x08, 0x01]),
+    unspecified: Buffer.alloc(0),
+    explicitUnspecified: Buffer.from([0x08, 0x00]),
+    unknownEnum: Buffer.from([0x08, 0x07]),
+    hugeEnum: Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0x07]),
+    garbage: Buffer.from([0xff, 0xff, 0xff]),
+  }
+
+  test('only DECISION_OK is ok: the control answer proves the raw replica is understood', async () => {
+    const s = await rawReplica(responses.ok)
+    const r = remote([s.url])
+    await r.start()
+    const { result } = await timed(r)
+    assert.deepEqual(result, { decision: 'ok', reason: 'remote_ok', stage: 'upstream' })
+  })
+
+  for (const name of ['unspecified', 'explicitUnspecified', 'unknownEnum', 'hugeEnum'] as const) {
+    test(`a ${name} decision answers NO (unavailable), never ok`, async () => {
+      const s = await rawReplica(responses[name])
+      const r = remote([s.url])
+      await r.start()
+      const { result } = await timed(r)
+      assert.deepEqual(result, {
+        decision: 'unavailable',
+        reason: 'upstream_unavailable',
+        stage: 'upstream',
+      })
+      assert.equal(s.calls.n, 1, 'the replica was asked once')
+    })
+  }
+
+  test('an undecodable response answers NO and ejects the replica', async () => {
+    const s = await rawReplica(responses.garbage)
+    const attempts: AttemptEvent[] = []
+    const r = remote([s.url], { onAttempt: (e) => attempts.push(e) })
+    await r.start()
+    const { result } = await timed(r)
+    assert.equal(result.decision, 'unavailable')
+    assert.deepEqual(
+      attempts.map((e) => [e.outcome, e.code]),
+      [['failed', 'Internal']],
+    )
+    assert.ok((r.endpoints[0]?.ejectedUntil ?? 0) > Date.now())
+  })
+
+  test('credentials.authorization() throwing: NO at once, no replica asked, none ejected', async () => {
+    const a = await replica('ok')
+    const b = await replica('ok')
+    let asked = 0
+    const attempts: AttemptEvent[] = []
+    const r = remote([a.url, b.url], {
+      credentials: {
+        authorization: async () => {
+          asked++
+          throw new Error('token source broke')
+        },
+      },
+      onAttempt: (e) => attempts.push(e),
+    })
+    await r.start()
+    for (let i = 0; i < 3; i++) {
+      const { result } = await timed(r)
+      assert.deepEqual(result, {
+        decision: 'unavailable',
+        reason: 'upstream_refused_caller',
+        stage: 'upstream',
+      })
+    }
+    assert.equal(asked, 3, 'once per request: no walk over the replicas')
+    assert.equal(a.calls.n + b.calls.n, 0)
+    assert.deepEqual(attempts, [], 'no attempt reached a replica')
+    for (const e of r.endpoints) {
+      assert.equal(e.ejectedUntil, 0, `${e.baseUrl} not ejected`)
+      assert.equal(e.failures, 0)
+    }
+    // A synchronous throw is the same.
+    const sync = remote([a.url], {
+      credentials: {
+        authorization: () => {
+          throw new Error('sync')
+        },
+      },
+    })
+    await sync.start()
+    assert.equal((await timed(sync)).result.reason, 'upstream_refused_caller')
+    assert.equal(sync.endpoints[0]?.ejectedUntil, 0)
+  })
+
+  test('re-authentication: one fresh try after unauthenticated, on the same replica', async () => {
+    const s = await replica('ok')
+    const log: string[] = []
+    let stale = true
+    const r = remote([s.url], {
+      credentials: {
+        authorization: async () => {
+          log.push(stale ? 'stale' : 'fresh')
+          return `Bearer ${stale ? 'expired-session-token-expired-session-token' : TOKEN}`
+        },
+        rejected: () => {
+          log.push('rejected')
+          stale = false
+        },
+      },
+    })
+    await r.start()
+    const { result } = await timed(r)
+    assert.deepEqual(result, { decision: 'ok', reason: 'remote_ok', stage: 'upstream' })
+    assert.deepEqual(log, ['stale', 'rejected', 'fresh'])
+    assert.equal(s.calls.n, 1, 'only the authenticated call reached the pipeline')
+  })
+
+  test('re-authentication happens once: a second unauthenticated answers NO, no loop', async () => {
+    const s = await replica('ok')
+    const log: string[] = []
+    const attempts: AttemptEvent[] = []
+    const r = remote([s.url], {
+      credentials: {
+        authorization: async () => {
+          log.push('asked')
+          return 'Bearer never-right-never-right-never-right-xx'
+        },
+        rejected: () => log.push('rejected'),
+      },
+      onAttempt: (e) => attempts.push(e),
+    })
+    await r.start()
+    const { result } = await timed(r)
+    assert.deepEqual(result, {
+      decision: 'unavailable',
+      reason: 'upstream_refused_caller',
+      stage: 'upstream',
+    })
+    assert.deepEqual(log, ['asked', 'rejected', 'asked', 'rejected'])
+    assert.deepEqual(
+      attempts.map((e) => e.outcome),
+      ['unauthenticated', 'unauthenticated'],
+    )
+    assert.equal(s.calls.n, 0)
+    assert.equal(r.endpoints[0]?.ejectedUntil, 0, 'a refused caller does not eject the replica')
   })
 })
 
