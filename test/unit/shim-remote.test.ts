@@ -9,6 +9,7 @@ import { pino } from 'pino'
 import type { Authenticator, AuthRequest, AuthResult } from '../../src/authenticator.js'
 import { ServiceApp } from '../../src/service/app.js'
 import { bearerOf, CallerAuth } from '../../src/service/caller-auth.js'
+import { isLoopbackHost } from '../../src/service/listen-address.js'
 import { RemoteAuthenticator } from '../../src/shim/remote-authenticator.js'
 import { parseUpstream, Upstreams } from '../../src/shim/upstreams.js'
 import { freePort } from '../../src/testing/ports.js'
@@ -171,6 +172,36 @@ describe('RemoteAuthenticator', () => {
     const { result } = await timed(r)
     assert.ok(['invalid', 'ok'].includes(result.decision))
     await closing
+  })
+})
+
+describe('isLoopbackHost (service.insecure, shim.insecure)', () => {
+  test('only loopback literals and the name localhost; never a resolved name', () => {
+    for (const h of [
+      '127.0.0.1',
+      '127.1.2.3',
+      '::1',
+      '[::1]',
+      '0:0:0:0:0:0:0:1',
+      '::ffff:127.0.0.1',
+      'localhost',
+      'LOCALHOST',
+    ])
+      assert.equal(isLoopbackHost(h), true, h)
+    for (const h of [
+      '0.0.0.0',
+      '::',
+      '[::]',
+      '10.0.0.1',
+      '128.0.0.1',
+      '::2',
+      '::ffff:10.0.0.1',
+      'saslgate.example.org',
+      'localhost.example.org',
+      '127.0.0.1.nip.io',
+      '',
+    ])
+      assert.equal(isLoopbackHost(h), false, h)
   })
 })
 
