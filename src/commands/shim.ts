@@ -5,6 +5,7 @@
 import { SpanKind } from '@opentelemetry/api'
 import type { Config } from '../config.js'
 import { SaslgateError } from '../errors.js'
+import { disableCoreDumps } from '../hardening.js'
 import { createLogger } from '../logging.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
 import { startAdmin } from '../service/admin.js'
@@ -22,6 +23,7 @@ const configError = (option: string, message: string) =>
 
 export async function shim(config: Config, telemetry: Telemetry): Promise<number> {
   const logger = createLogger(config.log.level, 'shim')
+  disableCoreDumps(logger)
   const c = config.shim
   if (config.saslauthd.socket === '')
     throw configError('saslauthd.socket', 'the shim needs a socket to answer: --socket PATH')
