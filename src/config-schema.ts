@@ -273,7 +273,7 @@ export const SCHEMA = {
     negotiate: b(false, 'Accept HTTP Negotiate (SPNEGO/Kerberos) from the shims.'),
     negotiatePrincipal: s(
       '',
-      'Acceptor principal for Negotiate, e.g. `HTTP/saslgate.example.org`; empty: any key in the keytab.',
+      'Acceptor principal for Negotiate, e.g. `HTTP/saslgate.example.org`; required with `negotiate` (only its keys key the session tokens).',
     ),
     negotiateKeytab: s('', 'Keytab for Negotiate; empty: `kerberos.keytab`.'),
     negotiateAllow: list(
@@ -304,6 +304,10 @@ export const SCHEMA = {
       'Largest RPC body accepted; larger gets `resource_exhausted` (HTTP 429).',
     ),
     maxConnections: i(10_000, 1, 1_000_000, 'Open connections beyond this are refused.'),
+    insecure: b(
+      false,
+      'Allow plain HTTP (no `tlsCert`) on a non-loopback `listen` address: only behind a TLS-terminating proxy or mesh.',
+    ),
   },
   shim: {
     adminListen: s(
@@ -360,6 +364,10 @@ export const SCHEMA = {
       1,
       100_000,
       'Connections open at once to one upstream address; requests beyond wait for one.',
+    ),
+    insecure: b(
+      false,
+      'Allow `http://` upstreams to hosts other than loopback (passwords in the clear): only over a trusted tunnel.',
     ),
   },
   state: {

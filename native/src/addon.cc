@@ -2,6 +2,7 @@
 #include <krb5/krb5.h>
 #include <napi.h>
 
+#include "hardening.h"
 #include "session.h"
 
 namespace {
@@ -46,7 +47,19 @@ Napi::Object Codes(Napi::Env env) {
   return c;
 }
 
+// Core dumps go off as the addon loads, before the process has held any password.
+Napi::Object CoreDumps(Napi::Env env) {
+  saslgate::CoreDumpState s = saslgate::DisableCoreDumps();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("dumpable", Napi::Number::New(env, s.dumpable));
+  o.Set("softLimit", Napi::Number::New(env, static_cast<double>(s.soft_limit)));
+  o.Set("hardLimit", Napi::Number::New(env, static_cast<double>(s.hard_limit)));
+  o.Set("error", s.error.empty() ? env.Null() : Napi::String::New(env, s.error));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("coreDumps", CoreDumps(env));
   exports.Set("Session", saslgate::Session::Init(env));
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("codes", Codes(env));

@@ -21,22 +21,6 @@ krb5_error_code NewContext(krb5_context* ctx) {
   return krb5_init_context(ctx);
 }
 
-void Wipe(std::string& s) {
-  if (!s.empty()) {
-    volatile char* p = &s[0];
-    for (size_t i = 0; i < s.size(); i++) p[i] = 0;
-  }
-  s.clear();
-}
-
-void Wipe(std::vector<unsigned char>& v) {
-  if (!v.empty()) {
-    volatile unsigned char* p = v.data();
-    for (size_t i = 0; i < v.size(); i++) p[i] = 0;
-  }
-  v.clear();
-}
-
 std::vector<unsigned char> BufferBytes(const Napi::Value& v) {
   auto b = v.As<Napi::Buffer<unsigned char>>();
   return std::vector<unsigned char>(b.Data(), b.Data() + b.Length());
@@ -211,10 +195,11 @@ krb5_error_code Session::NewInitCreds() {
   return code;
 }
 
-void Session::DoAsStart(std::string& password, StepResult& r) {
+void Session::DoAsStart(SecretBytes& password, StepResult& r) {
   r.code = NewInitCreds();
+  // libkrb5 keeps its own copy (and zaps it when the init_creds context is freed).
   if (r.code == 0) r.code = krb5_init_creds_set_password(ctx_, icc_, password.c_str());
-  Wipe(password);
+  password.Wipe();
   if (r.code == 0) {
     krb5_data in{};
     r.code = krb5_init_creds_step(ctx_, icc_, &in, &r.out, &r.realm, &r.flags);
@@ -232,7 +217,7 @@ void Session::RemoveDerivedKey() {
   derived_has_entry_ = false;
 }
 
-void Session::DoUseKey(krb5_enctype enctype, std::vector<unsigned char>& key, StepResult& r) {
+void Session::DoUseKey(krb5_enctype enctype, SecretBytes& key, StepResult& r) {
   if (derived_kt_ == nullptr) {
     derived_kt_name_ = AcquireKeytabName();
     r.code = krb5_kt_resolve(ctx_, derived_kt_name_.c_str(), &derived_kt_);
@@ -250,14 +235,15 @@ void Session::DoUseKey(krb5_enctype enctype, std::vector<unsigned char>& key, St
     e.key.magic = KV5M_KEYBLOCK;
     e.key.enctype = enctype;
     e.key.length = static_cast<unsigned int>(key.size());
-    e.key.contents = key.data();
+    e.key.contents = key.mutable_data();
+    // The MEMORY keytab copies the key (and zaps it on removal).
     r.code = krb5_kt_add_entry(ctx_, derived_kt_, &e);
     if (r.code == 0) {
       derived_has_entry_ = true;
       derived_enctype_ = enctype;
     }
   }
-  Wipe(key);
+  key.Wipe();
   if (r.code == 0) r.code = NewInitCreds();
   if (r.code == 0) r.code = krb5_init_creds_set_keytab(ctx_, icc_, derived_kt_);
   if (r.code == 0) {
@@ -380,19 +366,17 @@ Napi::Value Session::AsStart(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   auto pw = info[0].As<Napi::Buffer<char>>();
-  std::string password(pw.Data(), pw.Length());
-  if (password.empty() || password.find('\0') != std::string::npos) {
-    Wipe(password);
+  // Checked on the caller's bytes: no copy exists yet on the way out.
+  if (pw.Length() == 0 || std::memchr(pw.Data(), 0, pw.Length()) != nullptr) {
     Napi::TypeError::New(env, "asStart: empty password or NUL byte").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (!BeginJob(env)) {
-    Wipe(password);
-    return env.Undefined();
-  }
+  // One wiped heap copy; the job's closure (copied by std::function) holds only a pointer.
+  // Made before BeginJob: if that refuses, the copy is wiped and freed on return.
+  auto password = std::make_shared<SecretBytes>(pw.Data(), pw.Length());
+  if (!BeginJob(env)) return env.Undefined();
   auto* job = new Job(env, this, info.This().As<Napi::Object>(),
-                      [this, password](StepResult& r) mutable { DoAsStart(password, r); });
-  Wipe(password);
+                      [this, password](StepResult& r) { DoAsStart(*password, r); });
   job->Queue();
   return job->Promise();
 }
@@ -404,19 +388,15 @@ Napi::Value Session::UseKey(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   krb5_enctype enctype = info[0].As<Napi::Number>().Int32Value();
-  std::vector<unsigned char> key = BufferBytes(info[1]);
-  if (key.empty() || key.size() > 64) {
-    Wipe(key);
+  auto raw = info[1].As<Napi::Buffer<unsigned char>>();
+  if (raw.Length() == 0 || raw.Length() > 64) {
     Napi::TypeError::New(env, "useKey: bad key length").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (!BeginJob(env)) {
-    Wipe(key);
-    return env.Undefined();
-  }
+  auto key = std::make_shared<SecretBytes>(raw.Data(), raw.Length());
+  if (!BeginJob(env)) return env.Undefined();
   auto* job = new Job(env, this, info.This().As<Napi::Object>(),
-                      [this, enctype, key](StepResult& r) mutable { DoUseKey(enctype, key, r); });
-  Wipe(key);
+                      [this, enctype, key](StepResult& r) { DoUseKey(enctype, *key, r); });
   job->Queue();
   return job->Promise();
 }

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "secret.h"
+
 namespace saslgate {
 
 // Sets the profile (krb5.conf path list) every new session's context is built from.
@@ -38,8 +40,8 @@ class Session : public Napi::ObjectWrap<Session> {
   bool closed() const { return closed_; }
 
   // Run on a worker thread by the jobs below.
-  void DoAsStart(std::string& password, StepResult& r);
-  void DoUseKey(krb5_enctype enctype, std::vector<unsigned char>& key, StepResult& r);
+  void DoAsStart(SecretBytes& password, StepResult& r);
+  void DoUseKey(krb5_enctype enctype, SecretBytes& key, StepResult& r);
   void DoAsStep(const std::vector<unsigned char>& in, StepResult& r);
   void DoTgsStart(StepResult& r);
   void DoTgsStep(const std::vector<unsigned char>& in, StepResult& r);

@@ -9,6 +9,7 @@
 import { SpanKind } from '@opentelemetry/api'
 import { buildLocalAuthenticator } from '../authenticate-local.js'
 import type { Config } from '../config.js'
+import { disableCoreDumps } from '../hardening.js'
 import { resolveKerberosSettings } from '../kerberos/setup.js'
 import { createLogger } from '../logging.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
@@ -29,6 +30,7 @@ export async function serve(
   telemetry: Telemetry,
 ): Promise<number> {
   const logger = createLogger(config.log.level, 'serve')
+  disableCoreDumps(logger)
   const socketPath = config.saslauthd.socket
   if (!modes.rpc && socketPath === '') {
     logger.error('nothing to serve: give --listen HOST:PORT and/or --saslauthd-socket PATH')

@@ -5,13 +5,16 @@
 import { SpanKind } from '@opentelemetry/api'
 import type { Config } from '../config.js'
 import { SaslgateError } from '../errors.js'
+import { disableCoreDumps } from '../hardening.js'
 import { createLogger } from '../logging.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
 import { startAdmin } from '../service/admin.js'
+import { isLoopbackHost } from '../service/listen-address.js'
 import { readPemFile } from '../service/secret-files.js'
 import { noCredentials, tokenCredentials } from '../shim/credentials.js'
 import type { TlsClientMaterial } from '../shim/endpoint-client.js'
 import { type CallerCredentials, RemoteAuthenticator } from '../shim/remote-authenticator.js'
+import { parseUpstream } from '../shim/upstreams.js'
 import type { Telemetry } from '../telemetry/sdk.js'
 import { boundedShutdown, observabilityFromConfig } from '../telemetry/setup.js'
 
@@ -20,6 +23,7 @@ const configError = (option: string, message: string) =>
 
 export async function shim(config: Config, telemetry: Telemetry): Promise<number> {
   const logger = createLogger(config.log.level, 'shim')
+  disableCoreDumps(logger)
   const c = config.shim
   if (config.saslauthd.socket === '')
     throw configError('saslauthd.socket', 'the shim needs a socket to answer: --socket PATH')
@@ -33,6 +37,21 @@ export async function shim(config: Config, telemetry: Telemetry): Promise<number
       c.tlsCert === '' ? 'shim.tlsCert' : 'shim.tlsKey',
       'a client certificate needs both shim.tlsCert and shim.tlsKey',
     )
+  // Every login's password crosses this connection: plain HTTP only to this machine, or
+  // when the operator says the path is otherwise protected.
+  for (const url of c.upstreams) {
+    const u = parseUpstream('shim.upstreams', url)
+    if (u.protocol !== 'http:' || isLoopbackHost(u.host)) continue
+    if (!c.insecure)
+      throw configError(
+        'shim.insecure',
+        `upstream ${u.source} is plain HTTP to another host: passwords would cross the network in the clear; use https:// or set shim.insecure: true over a trusted tunnel`,
+      )
+    logger.warn(
+      { upstream: u.source, option: 'shim.insecure' },
+      'plain HTTP upstream to another host (shim.insecure): passwords cross the network in the clear',
+    )
+  }
   const tls: TlsClientMaterial = {
     ...(c.ca !== '' ? { ca: readPemFile('shim.ca', c.ca) } : {}),
     ...(c.tlsCert !== ''

@@ -60,7 +60,20 @@ export interface Krb5Codes {
   KRB5_GET_IN_TKT_LOOP: number
 }
 
+/** Core dumps as they stand after the addon turned them off at load (native/src/hardening.h). */
+export interface CoreDumpState {
+  /** prctl(PR_GET_DUMPABLE): 0 is off (no core file, no same-uid ptrace or /proc/PID/mem). */
+  dumpable: number
+  /** RLIMIT_CORE soft and hard limit in bytes; -1 for unlimited or unreadable. */
+  softLimit: number
+  hardLimit: number
+  /** What failed, or null. */
+  error: string | null
+}
+
 interface Addon {
+  /** Set once, when the addon is loaded: it turns core dumps off before anything else runs. */
+  coreDumps: CoreDumpState
   Session: new (options: SessionOptions) => NativeSession
   configure(profilePath: string): void
   codes: Krb5Codes

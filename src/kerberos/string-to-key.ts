@@ -195,15 +195,24 @@ export function deriveRandomAes(key: Buffer, constant: Buffer, keyBytes: number)
   const cipher = key.length === 16 ? 'aes-128-ecb' : key.length === 32 ? 'aes-256-ecb' : undefined
   if (!cipher) throw unsupported('AES keys are 16 or 32 bytes')
   let block = constant.length === 16 ? Buffer.from(constant) : nfold(constant, 16)
+  // Every block is key material: wiped once the key is assembled, whatever happens.
   const out: Buffer[] = []
-  let have = 0
-  while (have < keyBytes) {
-    const c = createCipheriv(cipher, key, null).setAutoPadding(false)
-    block = Buffer.concat([c.update(block), c.final()])
-    out.push(block)
-    have += block.length
+  try {
+    let have = 0
+    while (have < keyBytes) {
+      const c = createCipheriv(cipher, key, null).setAutoPadding(false)
+      block = Buffer.concat([c.update(block), c.final()])
+      out.push(block)
+      have += block.length
+    }
+    const all = Buffer.concat(out)
+    if (all.length === keyBytes) return all
+    const derived = Buffer.from(all.subarray(0, keyBytes))
+    all.fill(0)
+    return derived
+  } finally {
+    for (const b of out) b.fill(0)
   }
-  return Buffer.concat(out).subarray(0, keyBytes)
 }
 
 /**
@@ -224,8 +233,10 @@ export function kdfHmacSha2(
     .update(Buffer.from([0]))
     .update(bits)
     .digest()
-  if (keyBytes > k1.length) throw unsupported('KDF-HMAC-SHA2 output longer than one block')
-  const out = Buffer.from(k1.subarray(0, keyBytes))
-  k1.fill(0)
-  return out
+  try {
+    if (keyBytes > k1.length) throw unsupported('KDF-HMAC-SHA2 output longer than one block')
+    return Buffer.from(k1.subarray(0, keyBytes))
+  } finally {
+    k1.fill(0)
+  }
 }

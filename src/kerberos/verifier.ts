@@ -214,24 +214,31 @@ export class KerberosVerifier implements PasswordVerifier {
         entries[0].salt !== undefined
       ) {
         const e = entries[0]
-        const key = await bounded(
-          deriveKey({
-            etype: e.etype,
-            password,
-            salt: Buffer.from(e.salt as Buffer | string),
-            iterations: s2kIterations(e.etype, e.s2kparams) ?? 4096,
-          }),
-          signal,
-        )
-        if (key !== null) {
+        const deriving = deriveKey({
+          etype: e.etype,
+          password,
+          salt: Buffer.from(e.salt as Buffer | string),
+          iterations: s2kIterations(e.etype, e.s2kparams) ?? 4096,
+        })
+        let key: Buffer | undefined
+        try {
+          key = await bounded(deriving, signal)
+          // The addon copies the key into a wiped buffer of its own before this returns.
           const restarted = await bounded(session.useKey(e.etype, key), signal)
-          key.fill(0)
           if (restarted.code !== 0) {
             return {
               done: true,
               result: { reason: 'internal_error', roundTrips: trips.n, krb5Code: restarted.code },
             }
           }
+        } finally {
+          // Wiped however this ends; a derivation outliving the deadline is wiped when it lands.
+          if (key !== undefined) key.fill(0)
+          else
+            void deriving.then(
+              (k) => k.fill(0),
+              () => {},
+            )
         }
       }
       first = false

@@ -536,13 +536,22 @@ export class SaslauthdListener {
       pending = Promise.reject(err)
     }
     this.#authPending++
+    // The frame's password is wiped once the authenticator has settled (it is answered by
+    // then, or was at the deadline): not at the deadline itself, since an authenticator still
+    // running may yet read it, and zeros sent on as a password would be a wrong guess.
+    const wipe = () => frame.password.fill(0)
     pending.then(
       (result) => {
         this.#authPending--
-        this.#onResult(conn, result)
+        try {
+          this.#onResult(conn, result)
+        } finally {
+          wipe()
+        }
       },
       (err: unknown) => {
         this.#authPending--
+        wipe()
         if (conn.decided) return
         this.#log.warn(
           { code: errCode(err), err: err instanceof Error ? err.name : typeof err },

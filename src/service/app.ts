@@ -3,6 +3,12 @@
  * ConnectRPC (Connect JSON or binary over HTTP/1.1 or HTTP/2, and gRPC over HTTP/2), plus
  * health endpoints. Every RPC needs an authenticated caller; the auth hook answers
  * `unauthenticated` before the body is read, so nothing unauthenticated reaches the pipeline.
+ *
+ * The hook decides on the route Fastify matched, never on the raw URL: the router decodes
+ * the path (`/%73aslgate.v1.AuthService/Authenticate` is the Authenticate route), so a prefix
+ * test on `req.url` let such a request through to the handler with its body parsed. Only the
+ * health, metrics and Negotiate routes are open; every other request, a 404 included, needs a
+ * caller first.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Http2ServerRequest, Http2Session } from 'node:http2'
@@ -13,11 +19,13 @@ import { SpanKind } from '@opentelemetry/api'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Authenticator } from '../authenticator.js'
+import { AuthService } from '../gen/saslgate/v1/auth_pb.js'
+import { HealthService } from '../gen/saslgate/v1/health_pb.js'
 import type { Observability } from '../telemetry/observability.js'
 import type { Caller, CallerAuth } from './caller-auth.js'
 import { registerConnectRoutes } from './connect-routes.js'
 import { type Readiness, registerHealth } from './health.js'
-import { type NegotiateRoute, registerNegotiate } from './negotiate-route.js'
+import { type NegotiateRoute, registerNegotiate, SESSION_PATH } from './negotiate-route.js'
 import { authenticateHandler, kCaller, type RpcDeps, requireCaller, routes } from './rpc.js'
 import { createPlainServers, createSecureServer } from './server-factory.js'
 
@@ -54,8 +62,15 @@ type RawRequest = IncomingMessage | Http2ServerRequest
 const RPC_CONTENT_TYPE =
   /^application\/(proto|json|connect\+(proto|json)|grpc(\+(proto|json))?)\s*(;|$)/i
 
-/** The RPC path prefix of every service in the contract. */
-const RPC_PREFIX = '/saslgate.v1.'
+/** Route of every RPC of the contract -> its method name (the only `method` metric labels). */
+const RPC_METHODS: ReadonlyMap<string, string> = new Map(
+  [AuthService, HealthService].flatMap((svc) =>
+    svc.methods.map((m) => [`/${svc.typeName}/${m.name}`, m.name] as const),
+  ),
+)
+
+/** Routes that need no caller: probes and scrapes, and Negotiate (it authenticates itself). */
+const OPEN_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', SESSION_PATH])
 
 export class ServiceApp {
   readonly app: FastifyInstance
@@ -112,17 +127,18 @@ export class ServiceApp {
       },
     }) as unknown as FastifyInstance
 
+    // onRequest runs before any byte of the body is read or parsed.
     this.app.addHook('onRequest', async (req, reply) => {
-      if (!req.url.startsWith(RPC_PREFIX)) return
+      // The matched route (decoded path, no query); undefined for a 404.
+      const route = req.routeOptions.url
+      if (route !== undefined && OPEN_ROUTES.has(route)) return
+      const method = route !== undefined ? RPC_METHODS.get(route) : undefined
       const caller = options.callerAuth.identify(req.headers, req.raw.socket as never)
       if (caller === undefined) {
-        options.observability?.metrics.recordRpc(
-          req.url.slice(req.url.lastIndexOf('/') + 1).slice(0, 40),
-          'unauthenticated',
-          0,
-        )
+        options.observability?.metrics.recordRpc(method ?? 'unknown', 'unauthenticated', 0)
         return refuse(req, reply)
       }
+      if (method === undefined) return
       this.#callers.set(req.raw, caller)
       const type = String(req.headers['content-type'] ?? '')
       if (req.method === 'POST' && !RPC_CONTENT_TYPE.test(type))

@@ -1,7 +1,8 @@
 /**
  * Builds the RPC service from the configuration: caller authentication (tokens, mTLS,
  * Negotiate), TLS material, limits. Refuses to start a service no caller has to
- * authenticate to: the service is a password oracle.
+ * authenticate to (the service is a password oracle), plain HTTP on an address other hosts
+ * can reach unless `service.insecure` says so, and Negotiate without its acceptor principal.
  */
 import type { Logger } from 'pino'
 import type { Authenticator } from '../authenticator.js'
@@ -11,6 +12,7 @@ import type { Observability } from '../telemetry/observability.js'
 import { ServiceApp, type TlsMaterial } from './app.js'
 import { CallerAuth, type SessionVerifier } from './caller-auth.js'
 import type { Readiness } from './health.js'
+import { isLoopbackHost, parseListen } from './listen-address.js'
 import type { NegotiateRoute } from './negotiate-route.js'
 import { readPemFile, readTokenFile } from './secret-files.js'
 
@@ -61,6 +63,25 @@ export async function buildService(
   }
   if (s.clientNames.length > 0 && s.clientCa === '')
     throw configError('service.clientNames', 'needs service.clientCa')
+  if (tls === undefined) {
+    const { host } = parseListen('service.listen', s.listen)
+    if (!isLoopbackHost(host)) {
+      if (!s.insecure)
+        throw configError(
+          'service.insecure',
+          `plain HTTP on ${s.listen}, an address other hosts can reach, carries passwords and tokens in the clear: set service.tlsCert and service.tlsKey, or service.insecure: true behind a TLS-terminating proxy or mesh`,
+        )
+      deps.logger.warn(
+        { listen: s.listen, option: 'service.insecure' },
+        'plain HTTP on a non-loopback address (service.insecure): passwords cross the network in the clear unless a proxy or mesh encrypts them',
+      )
+    }
+  }
+  if (tls?.clientCa !== undefined && s.clientNames.length === 0)
+    deps.logger.warn(
+      { option: 'service.clientNames' },
+      'mTLS: service.clientNames is empty: any certificate signed by service.clientCa is accepted as a caller',
+    )
 
   let negotiate: NegotiateParts | undefined
   if (s.negotiate) {
@@ -68,6 +89,13 @@ export async function buildService(
       throw configError(
         'service.negotiateAllow',
         'Negotiate needs an allow-list of client principals (e.g. host/fe1.example.org@EXAMPLE.ORG)',
+      )
+    // Without it the acceptor takes a ticket for any key of the keytab (the verify
+    // principal's included) and every key would feed the session-token MAC key.
+    if (s.negotiatePrincipal === '')
+      throw configError(
+        'service.negotiatePrincipal',
+        'Negotiate needs its acceptor principal (e.g. HTTP/saslgate.example.org): only tickets for it are accepted and only its keys key the session tokens',
       )
     const { buildNegotiate } = await import('./negotiate-setup.js')
     negotiate = await buildNegotiate(config, deps.keytab, deps.logger)

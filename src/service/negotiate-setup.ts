@@ -4,8 +4,9 @@
  */
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
+import { SaslgateError } from '../errors.js'
 import type { NegotiateParts } from './from-config.js'
-import { NegotiateAcceptor } from './negotiate.js'
+import { NegotiateAcceptor, parseServicePrincipal } from './negotiate.js'
 import { looksLikeSessionToken, SessionTokens } from './session-token.js'
 
 export async function buildNegotiate(
@@ -15,20 +16,40 @@ export async function buildNegotiate(
 ): Promise<NegotiateParts> {
   const s = config.service
   const keytab = (s.negotiateKeytab || defaultKeytab).replace(/^(FILE|WRFILE):/, '')
-  // The MAC key derives from the acceptor's keys: every replica with the same keytab agrees.
-  const sessions = await SessionTokens.fromKeytab(
-    keytab,
-    s.negotiatePrincipal !== '' ? { principal: s.negotiatePrincipal } : {},
-  )
+  let service: ReturnType<typeof parseServicePrincipal>
+  try {
+    service = parseServicePrincipal(s.negotiatePrincipal)
+  } catch (err) {
+    throw new SaslgateError(
+      'SASLGATE_ERR_CONFIG',
+      `config option service.negotiatePrincipal: ${(err as Error).message}`,
+    )
+  }
+  if (service === undefined)
+    throw new SaslgateError(
+      'SASLGATE_ERR_CONFIG',
+      'config option service.negotiatePrincipal: required with service.negotiate',
+    )
+  // The MAC key derives from the acceptor principal's keys only (`HTTP@host` is the same
+  // principal as `HTTP/host`): every replica with the same keytab agrees.
+  const sessions = await SessionTokens.fromKeytab(keytab, {
+    principal: service.realm !== undefined ? `${service.name}@${service.realm}` : service.name,
+  })
   const acceptor = new NegotiateAcceptor({
     principal: s.negotiatePrincipal,
     allow: s.negotiateAllow,
     keytab,
   })
+  // A token is checked against the allow-list on every use, not only when issued: a
+  // principal taken off the list (on any replica, all share the MAC key) is refused at once.
+  const allowed = new Set(s.negotiateAllow)
   return {
     sessions: {
       looksLike: looksLikeSessionToken,
-      verify: (token) => sessions.verify(token),
+      verify: (token) => {
+        const principal = sessions.verify(token)
+        return principal !== null && allowed.has(principal) ? principal : null
+      },
     },
     route: {
       accept: (token) => acceptor.accept(token),

@@ -67,10 +67,13 @@ export class ConnectUnaryClient {
     message: Omit<AuthenticateRequest, '$typeName' | '$unknown'>,
     options: UnaryCallOptions,
   ): Promise<AuthenticateResponse> {
+    // The encoded request holds the password: it is wiped once node:http is done with it
+    // (written out, or the request failed or was aborted), never later than the answer.
     const body = toBinary(AuthenticateRequestSchema, {
       $typeName: 'saslgate.v1.AuthenticateRequest',
       ...message,
     })
+    const wipe = () => body.fill(0)
     return new Promise((resolve, reject) => {
       const headers: Record<string, string> = {
         'content-type': 'application/proto',
@@ -86,6 +89,10 @@ export class ConnectUnaryClient {
         headers,
         signal: options.signal,
       })
+      // 'finish': the last byte went to the socket (or TLS) layer; 'close': the request ended
+      // some other way (error, abort, a reply before the body was sent).
+      req.once('finish', wipe)
+      req.once('close', wipe)
       req.on('response', (res) => {
         const chunks: Buffer[] = []
         let size = 0

@@ -249,6 +249,9 @@ export class RemoteAuthenticator implements Authenticator {
     } catch (err) {
       throw new CredentialsFailed(err)
     }
+    // Settled meanwhile (another replica answered, the deadline): encode no password for it
+    // (the listener wipes the frame's password once the request is answered).
+    if (signal.aborted) throw new ConnectError('aborted', Code.Canceled)
     // The trace context of the socket request span: the service's RPC span is its child
     // (attempts and hedges are events on the request span, not spans of their own).
     const headers: Record<string, string> = {}

@@ -170,6 +170,16 @@ describe('helm chart values and schema', () => {
       { tls: { enabled: false }, mtls: { enabled: true, existingSecret: 'x' } },
       /\/tls\/enabled/,
     ],
+    ['plain HTTP without config.service.insecure', { tls: { enabled: false } }, /insecure/],
+    [
+      'Negotiate without its acceptor principal',
+      {
+        config: {
+          service: { negotiate: true, negotiateAllow: ['host/fe1.example.org@EXAMPLE.ORG'] },
+        },
+      },
+      /negotiatePrincipal/,
+    ],
     [
       'a token enabled with no source',
       { token: { existingSecret: '', value: '' } },

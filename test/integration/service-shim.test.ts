@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test'
 import { createClient } from '@connectrpc/connect'
 import { createGrpcTransport } from '@connectrpc/connect-node'
 import { AuthService, Decision } from '../../src/gen/saslgate/v1/auth_pb.js'
+import { SessionTokens } from '../../src/service/session-token.js'
 import { saslauthdCheck } from '../../src/storm/saslauthd-client.js'
 import {
   mutualTlsArgs,
@@ -212,6 +213,7 @@ describe('shim -> service -> real KDC', () => {
     const client = await pki.issueClient('fe1.saslgate.test')
     const foreign = await pki.issueClient('fe1.saslgate.test', { foreign: true })
     const svc = await service(mutualTlsArgs(pki, 'fe1.saslgate.test'))
+    assert.doesNotMatch(svc.proc.output(), /any certificate signed by service\.clientCa/)
     const url = `https://127.0.0.1:${svc.port}`
     const sh = await shim(
       [url],
@@ -271,6 +273,13 @@ describe('shim -> service -> real KDC', () => {
     assertNoSecrets(svc.proc, sh.proc, bad.proc, untrusting.proc)
     for (const p of [untrusting, bad, sh]) await p.proc.stop()
     await svc.proc.stop()
+    // No service.clientNames: any certificate of the CA is a caller, and the start says so.
+    const open = await service(mutualTlsArgs(pki, 'x').slice(0, -2))
+    assert.match(
+      open.proc.output(),
+      /"option":"service\.clientNames".*any certificate signed by service\.clientCa is accepted/,
+    )
+    await open.proc.stop()
   })
 
   test('Negotiate: the shim authenticates with its host keytab, an allow-list decides', {
@@ -339,6 +348,51 @@ describe('shim -> service -> real KDC', () => {
       signal: AbortSignal.timeout(5000),
     })
     assert.equal(forged.status, 401)
+    // A session token is checked against negotiateAllow on every use, not only when issued.
+    // Minted here with the key every replica derives from the keytab (as a replica would).
+    const keyed = await SessionTokens.fromKeytab(httpKeytab, { principal: http })
+    const fe1Token = keyed.issue(`${fe1}@${realm.name}`, 60_000).token
+    const fe2Token = keyed.issue(`${fe2}@${realm.name}`, 60_000).token
+    const rpcWith = (port: number, token: string) =>
+      fetch(`http://127.0.0.1:${port}/saslgate.v1.AuthService/Authenticate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ login: 'alice', password: Buffer.from(ALICE).toString('base64') }),
+        signal: AbortSignal.timeout(5000),
+      })
+    const allowed = await rpcWith(svc.port, fe1Token)
+    assert.equal(allowed.status, 200, 'control: the minted token is one the service accepts')
+    assert.equal(((await allowed.json()) as { decision: string }).decision, 'DECISION_OK')
+    assert.equal((await rpcWith(svc.port, fe2Token)).status, 401, 'signed, but not on the list')
+    // fe1 taken off the list (a replica restarted with the new config): its token is refused.
+    const removed = await service([
+      '--set',
+      'service.negotiate=true',
+      '--set',
+      `service.negotiatePrincipal=${http}`,
+      '--set',
+      `service.negotiateKeytab=${httpKeytab}`,
+      '--set',
+      `service.negotiateAllow=${fe2}@${realm.name}`,
+    ])
+    const refused = await rpcWith(removed.port, fe1Token)
+    assert.equal(refused.status, 401)
+    assert.equal(((await refused.json()) as { code: string }).code, 'unauthenticated')
+    assert.equal((await rpcWith(removed.port, fe2Token)).status, 200, 'fe2 now is on the list')
+    // And the shim holding fe1's session token gets NO from it (it negotiates again: not allowed).
+    const moved = await shim(
+      [`http://127.0.0.1:${removed.port}`],
+      [
+        '--set',
+        'shim.negotiateService=HTTP@saslgate.test',
+        '--set',
+        `shim.clientKeytab=${fe1Keytab}`,
+      ],
+      kenv,
+    )
+    assert.match((await testsaslauthd(moved.socket, 'alice', ALICE)).stdout, /^0: NO/)
+    await moved.proc.stop()
+    await removed.proc.stop()
     assertNoSecrets(svc.proc, sh.proc, other.proc)
     const token = /sgs1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/
     for (const p of [svc.proc, sh.proc])
@@ -460,6 +514,47 @@ describe('shim -> service -> real KDC', () => {
         /service\.tokenFile.*cannot read/,
       ],
       [['serve', '--listen', '127.0.0.1:0', '--client-ca', pki.ca], /service\.clientCa.*TLS/],
+      // Plain HTTP on an address other hosts can reach needs service.insecure.
+      [['serve', '--listen', '0.0.0.0:0', '--token-file', tokenFile], /service\.insecure/],
+      [['serve', '--listen', '[::]:0', '--token-file', tokenFile], /service\.insecure/],
+      [
+        [
+          'serve',
+          '--listen',
+          '127.0.0.1:0',
+          '--token-file',
+          tokenFile,
+          '--set',
+          'service.negotiate=true',
+          '--set',
+          `service.negotiateAllow=host/fe1.saslgate.test@${realm.name}`,
+        ],
+        /service\.negotiatePrincipal/,
+      ],
+      [
+        [
+          'shim',
+          '--socket',
+          join(dir, 'x'),
+          '--upstream',
+          'http://192.0.2.1:1',
+          '--token-file',
+          tokenFile,
+        ],
+        /shim\.insecure/,
+      ],
+      [
+        [
+          'shim',
+          '--socket',
+          join(dir, 'x'),
+          '--upstream',
+          'https://127.0.0.1:1,http://saslgate.example.org:8443',
+          '--token-file',
+          tokenFile,
+        ],
+        /shim\.insecure.*http:\/\/saslgate\.example\.org:8443/,
+      ],
       [['shim', '--socket', join(dir, 'x'), '--token-file', tokenFile], /shim\.upstreams/],
       [
         ['shim', '--socket', join(dir, 'x'), '--upstream', 'ftp://x', '--token-file', tokenFile],
@@ -499,5 +594,28 @@ describe('shim -> service -> real KDC', () => {
     assert.equal(r.code, 78)
     assert.match(r.stderr, /service\.tokenFile.*shorter than 32/)
     assert.ok(!r.stderr.includes('too-short'), 'the token itself is not echoed')
+  })
+
+  test('service.insecure and shim.insecure: plain HTTP to the network starts only when asked, and says so', async () => {
+    // The last --listen wins: every address of the host, plain HTTP.
+    const svc = await service([
+      '--token-file',
+      tokenFile,
+      '--listen',
+      '0.0.0.0:0',
+      '--set',
+      'service.insecure=true',
+    ])
+    assert.match(svc.proc.output(), /"option":"service\.insecure".*in the clear/)
+    await svc.proc.stop()
+    const loop = await service(['--token-file', tokenFile])
+    assert.doesNotMatch(loop.proc.output(), /service\.insecure/, 'loopback needs no option')
+    await loop.proc.stop()
+    const sh = await shim(
+      ['http://192.0.2.1:1'],
+      ['--token-file', tokenFile, '--set', 'shim.insecure=true'],
+    )
+    assert.match(sh.proc.output(), /"option":"shim\.insecure".*in the clear/)
+    await sh.proc.stop()
   })
 })

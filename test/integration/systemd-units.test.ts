@@ -97,6 +97,7 @@ function parseEnvFile(text: string): { active: Record<string, string>; names: st
 
 const HARDENING: Record<string, string> = {
   NoNewPrivileges: 'yes',
+  LimitCORE: '0',
   ProtectSystem: 'strict',
   ProtectHome: 'yes',
   PrivateTmp: 'yes',

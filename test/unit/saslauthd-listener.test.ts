@@ -36,10 +36,15 @@ class FakeAuthenticator implements Authenticator {
   readonly requests: AuthRequest[] = []
   readonly signals: AbortSignal[] = []
   readonly timers = new Set<NodeJS.Timeout>()
+  /** The password buffers as handed over (not copies): to see when the listener wipes them. */
+  readonly passwordBuffers: Buffer[] = []
+  /** Settles the pending `held` requests (login `held`) with this result. */
+  readonly held: Array<(r: AuthResult) => void> = []
   closed = false
 
   authenticate(req: AuthRequest): Promise<AuthResult> {
     this.requests.push({ ...req, password: Buffer.from(req.password) })
+    this.passwordBuffers.push(req.password)
     this.signals.push(req.signal)
     const pw = req.password.toString()
     const invalid = (reason: Reason): Promise<AuthResult> =>
@@ -57,6 +62,8 @@ class FakeAuthenticator implements Authenticator {
         return Promise.resolve({ decision: 'unavailable', reason: 'shed', stage: 'admission' })
       case 'hang':
         return new Promise(() => {})
+      case 'held':
+        return new Promise((resolve) => this.held.push(resolve))
       case 'throw':
         throw new Error('boom')
       case 'reject':
@@ -326,6 +333,40 @@ describe('SaslauthdListener: timeouts and deadlines', () => {
     assert.equal(s.events[0]!.reason, 'deadline')
     assert.equal(s.listener.stats().inFlight, 0)
     assert.equal(s.listener.stats().authenticatorPending, 1)
+  })
+
+  test('the frame password is zeroed once the authenticator has answered', async (t) => {
+    const s = await start(t)
+    for (const [login, password, reply] of [
+      ['alice', 'secret', OK],
+      ['alice', 'wrong-password', NO],
+      ['reject', 'rejected-password', NO_UNAVAILABLE],
+    ] as const) {
+      const r = await request(s.path, encodeRequest({ ...good, login, password }))
+      assert.deepStrictEqual(r.data, reply, login)
+      const buffer = s.auth.passwordBuffers.at(-1)!
+      assert.equal(s.auth.requests.at(-1)!.password.toString(), password, 'it had the password')
+      assert.equal(buffer.length, Buffer.byteLength(password))
+      assert.ok(
+        buffer.every((b) => b === 0),
+        `${login}: the buffer the authenticator got is zeroed after the answer`,
+      )
+    }
+  })
+
+  test('answered at the deadline: the password stays until the authenticator settles, then is zeroed', async (t) => {
+    const s = await start(t, { answerDeadlineMs: 200 })
+    const r = await request(s.path, encodeRequest({ ...good, login: 'held', password: 'late' }))
+    assert.deepStrictEqual(r.data, NO_UNAVAILABLE)
+    const buffer = s.auth.passwordBuffers[0]!
+    // Still running: it may yet read the password (zeros sent on would be a wrong guess).
+    assert.equal(buffer.toString(), 'late')
+    s.auth.held[0]!({ decision: 'ok', reason: 'ok', stage: 'kerberos' })
+    await waitFor(() => s.listener.stats().authenticatorPending === 0)
+    assert.ok(
+      buffer.every((b) => b === 0),
+      'zeroed once the authenticator settled',
+    )
   })
 
   test('OK arriving after the deadline is never sent', async (t) => {

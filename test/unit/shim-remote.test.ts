@@ -4,12 +4,15 @@
  * answers, caller refusal. Plus upstream parsing/resolution and caller authentication.
  */
 import assert from 'node:assert/strict'
-import { createServer, type Server } from 'node:http'
+import http, { createServer, type Server } from 'node:http'
+import type net from 'node:net'
 import { after, describe, test } from 'node:test'
 import { pino } from 'pino'
 import type { Authenticator, AuthRequest, AuthResult } from '../../src/authenticator.js'
 import { ServiceApp } from '../../src/service/app.js'
 import { bearerOf, CallerAuth } from '../../src/service/caller-auth.js'
+import { isLoopbackHost } from '../../src/service/listen-address.js'
+import { ConnectUnaryClient } from '../../src/shim/connect-unary-client.js'
 import { type AttemptEvent, RemoteAuthenticator } from '../../src/shim/remote-authenticator.js'
 import { parseUpstream, Upstreams } from '../../src/shim/upstreams.js'
 import { freePort } from '../../src/testing/ports.js'
@@ -359,6 +362,122 @@ describe('RemoteAuthenticator fails closed', () => {
     )
     assert.equal(s.calls.n, 0)
     assert.equal(r.endpoints[0]?.ejectedUntil, 0, 'a refused caller does not eject the replica')
+  })
+})
+
+/**
+ * An agent whose sockets remember every chunk node:http writes (the same Buffer objects, not
+ * copies): the encoded request can then be looked at after the call.
+ */
+class RecordingAgent extends http.Agent {
+  readonly chunks: Uint8Array[] = []
+  override createConnection(...args: Parameters<http.Agent['createConnection']>) {
+    const socket = (
+      http.Agent.prototype as unknown as { createConnection: typeof net.createConnection }
+    ).createConnection.apply(this, args as Parameters<typeof net.createConnection>) as net.Socket
+    const write = socket.write.bind(socket)
+    const writev = (socket as unknown as { _writev?: unknown })._writev
+    socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (chunk instanceof Uint8Array) this.chunks.push(chunk)
+      return (write as (...a: unknown[]) => boolean)(chunk, ...rest)
+    }) as typeof socket.write
+    // Corked writes reach the handle through _writev with the same chunk objects.
+    if (typeof writev === 'function')
+      (socket as unknown as { _writev: unknown })._writev = (
+        data: Array<{ chunk: unknown }>,
+        cb: unknown,
+      ) => {
+        for (const d of data) if (d.chunk instanceof Uint8Array) this.chunks.push(d.chunk)
+        return (writev as (...a: unknown[]) => unknown).call(socket, data, cb)
+      }
+    return socket
+  }
+}
+
+describe('ConnectUnaryClient: the encoded request is wiped', () => {
+  const password = Buffer.from('shim-body-password-0123')
+  const holding = (agent: RecordingAgent) =>
+    agent.chunks.filter((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength).includes(password))
+
+  test('after the answer, the body node:http sent holds no password byte', async () => {
+    const s = await replica('ok')
+    const agent = new RecordingAgent({ keepAlive: true })
+    const res = await new ConnectUnaryClient(s.url, agent).authenticate(
+      { login: 'alice', password, service: 'imap', realm: '', clientAddress: '' },
+      { signal: AbortSignal.timeout(5000), timeoutMs: 5000, authorization: `Bearer ${TOKEN}` },
+    )
+    assert.equal(res.decision, 1)
+    assert.equal(s.calls.n, 1, 'the service got the request (so the body was sent)')
+    const sent = agent.chunks.filter((c) => c.length >= password.length + 10 && c.length < 200)
+    assert.ok(sent.length >= 1, 'the body chunk was seen on the socket')
+    assert.equal(holding(agent).length, 0, 'every chunk written was zeroed: no password left')
+    assert.ok(
+      sent.some((c) => c.every((b) => b === 0)),
+      'the encoded request itself is all zeros now',
+    )
+    assert.equal(
+      password.toString(),
+      'shim-body-password-0123',
+      "the caller's own buffer is its own",
+    )
+    agent.destroy()
+  })
+
+  test('also when the call fails: refused caller, and aborted mid-way', async () => {
+    const s = await replica('ok', 2000)
+    const agent = new RecordingAgent({ keepAlive: false })
+    const client = new ConnectUnaryClient(s.url, agent)
+    const message = { login: 'alice', password, service: 'imap', realm: '', clientAddress: '' }
+    await assert.rejects(
+      client.authenticate(message, {
+        signal: AbortSignal.timeout(5000),
+        timeoutMs: 5000,
+        authorization: 'Bearer wrong-token-0123456789abcdef0123456789',
+      }),
+      /not authenticated/,
+    )
+    const controller = new AbortController()
+    const call = client.authenticate(message, {
+      signal: controller.signal,
+      timeoutMs: 5000,
+      authorization: `Bearer ${TOKEN}`,
+    })
+    await new Promise((r) => setTimeout(r, 100))
+    controller.abort()
+    await assert.rejects(call)
+    assert.ok(agent.chunks.length >= 2, 'both bodies were written')
+    assert.equal(holding(agent).length, 0, 'no chunk written holds the password any more')
+    agent.destroy()
+  })
+})
+
+describe('isLoopbackHost (service.insecure, shim.insecure)', () => {
+  test('only loopback literals and the name localhost; never a resolved name', () => {
+    for (const h of [
+      '127.0.0.1',
+      '127.1.2.3',
+      '::1',
+      '[::1]',
+      '0:0:0:0:0:0:0:1',
+      '::ffff:127.0.0.1',
+      'localhost',
+      'LOCALHOST',
+    ])
+      assert.equal(isLoopbackHost(h), true, h)
+    for (const h of [
+      '0.0.0.0',
+      '::',
+      '[::]',
+      '10.0.0.1',
+      '128.0.0.1',
+      '::2',
+      '::ffff:10.0.0.1',
+      'saslgate.example.org',
+      'localhost.example.org',
+      '127.0.0.1.nip.io',
+      '',
+    ])
+      assert.equal(isLoopbackHost(h), false, h)
   })
 })
 
