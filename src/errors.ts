@@ -45,6 +45,10 @@ export const Reasons = {
     decision: 'unavailable',
     text: 'a KDC reply asked for absurd string-to-key work and was refused',
   },
+  kdc_enctype_refused: {
+    decision: 'unavailable',
+    text: 'a KDC reply offered none of the allowed enctypes (kerberos.enctypes) and was refused',
+  },
   internal_error: { decision: 'unavailable', text: 'an internal error (fail closed)' },
   upstream_unavailable: { decision: 'unavailable', text: 'no saslgate service answered in time' },
   upstream_refused_caller: {
@@ -77,6 +81,7 @@ export const ErrorCodes = {
   SASLGATE_ERR_DEADLINE: 'the overall deadline passed',
   SASLGATE_ERR_ABORTED: 'the caller aborted the operation',
   SASLGATE_ERR_UNSAFE_S2K: 'a KDC reply asked for absurd string-to-key parameters',
+  SASLGATE_ERR_ENCTYPE_REFUSED: 'a KDC reply offered none of the allowed enctypes (a downgrade)',
   SASLGATE_ERR_DER: 'malformed or unsupported DER (ASN.1) encoding',
   SASLGATE_ERR_S2K_UNSUPPORTED:
     'no node:crypto string-to-key for this enctype or input (fall back to libkrb5)',
