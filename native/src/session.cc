@@ -427,7 +427,18 @@ void Session::DoVerify(const std::string& keytab_name, StepResult& r) {
     r.message = "cannot create the verify context";
     return;
   }
-  r.code = krb5_mk_req_extended(vctx, &ac_c, 0, nullptr, creds, &apreq);
+  // The times in creds are the AS-REP's claim (the reply's encrypted part, not the ticket):
+  // krb5_mk_req_extended refuses creds whose claimed times are off the local clock, so it
+  // gets a shallow copy with times of now. What counts is checked by krb5_rd_req: the
+  // ticket's own times, which only the KDC holding our key could write, on the local clock.
+  krb5_creds local = *creds;
+  krb5_timestamp now = 0;
+  r.code = krb5_timeofday(vctx, &now);
+  local.times.authtime = now;
+  local.times.starttime = now;
+  local.times.endtime = now + 60;
+  local.times.renew_till = 0;
+  if (r.code == 0) r.code = krb5_mk_req_extended(vctx, &ac_c, 0, nullptr, &local, &apreq);
   if (r.code == 0) {
     r.code = keytab_name.empty() ? krb5_kt_default(vctx, &kt)
                                  : krb5_kt_resolve(vctx, keytab_name.c_str(), &kt);

@@ -26,10 +26,12 @@ import { S2K_DEFAULT_ITERATIONS, s2kCeiling } from './enctypes.js'
 
 /** PA-DATA types this module reads (RFC 4120 §7.5.2, RFC 6113). */
 export const PaDataType = {
+  encTimestamp: 2,
   pwSalt: 3,
   eTypeInfo: 11,
   eTypeInfo2: 19,
   fxCookie: 133,
+  spake: 151,
 } as const
 
 /** KRB-ERROR codes that matter to the string-to-key path. */
@@ -333,6 +335,19 @@ export function checkEnctypes(info: KdcReplyInfo, allowed: readonly number[]): E
     return { ok: false, reason: 'ambiguous_etype_info', offered: (hint ?? []).map((e) => e.etype) }
   }
   if (hint === undefined || hint.length === 0) {
+    // An MIT KDC that holds no key of a requested enctype for the principal (say, rc4 only)
+    // sends PREAUTH_REQUIRED with no hint and offers neither PA-ENC-TIMESTAMP nor SPAKE:
+    // nothing libkrb5 could use, so say so instead of failing inside libkrb5.
+    const offered = info.paTypes ?? []
+    if (
+      info.kind === 'krb-error' &&
+      info.errorCode === KrbErrorCode.preauthRequired &&
+      info.pwSalt === undefined &&
+      !offered.includes(PaDataType.encTimestamp) &&
+      !offered.includes(PaDataType.spake)
+    ) {
+      return { ok: false, reason: 'no_allowed_enctype', offered: [] }
+    }
     return info.pwSalt === undefined
       ? { ok: true, choice: { etype: allowed[0]! } }
       : { ok: true, choice: { etype: allowed[0]!, salt: info.pwSalt } }

@@ -545,14 +545,33 @@ describe('checkEnctypes (the allow-list, kerberos.enctypes)', () => {
   })
 
   it('no hint: the first allowed enctype with the PA-PW-SALT or the default salt', () => {
-    const none = checkEnctypes(inspectKdcReply(krbError(25)), AES)
+    const encTs = methodData(paData(2, Buffer.alloc(0)))
+    const none = checkEnctypes(inspectKdcReply(krbError(25, encTs)), AES)
     assert.deepEqual(none, { ok: true, choice: { etype: 18 } })
+    // an error other than PREAUTH_REQUIRED carries no offer to judge
+    assert.deepEqual(checkEnctypes(inspectKdcReply(krbError(6)), AES), {
+      ok: true,
+      choice: { etype: 18 },
+    })
     const pw = checkEnctypes(
       inspectKdcReply(krbError(25, methodData(paData(3, Buffer.from('PWsalt'))))),
       AES,
     )
     assert.ok(pw.ok)
     assert.equal(latin1(pw.choice.salt), 'PWsalt')
+  })
+
+  it('refuses a PREAUTH_REQUIRED with no hint and no usable method (MIT: no key of an allowed enctype)', () => {
+    // What MIT 1.20 sends for a principal with only an rc4 key: PA-FX-FAST and PA-FX-COOKIE.
+    const mit = methodData(paData(136, Buffer.alloc(0)), paData(133, Buffer.from('MIT')))
+    assert.deepEqual(checkEnctypes(inspectKdcReply(krbError(25, mit)), AES), {
+      ok: false,
+      reason: 'no_allowed_enctype',
+      offered: [],
+    })
+    assert.equal(checkEnctypes(inspectKdcReply(krbError(25)), AES).ok, false)
+    const spake = methodData(paData(151, Buffer.alloc(0)))
+    assert.equal(checkEnctypes(inspectKdcReply(krbError(25, spake)), AES).ok, true)
   })
 
   it('refuses two PA-ETYPE-INFO2 (which one libkrb5 reads is a parser detail)', () => {
