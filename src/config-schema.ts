@@ -65,6 +65,10 @@ export const SCHEMA = {
       'Enctypes the AS exchange may use, by MIT name, preferred first; a KDC hint offering none is refused.',
       DEFAULT_ENCTYPES,
     ),
+    requireDefaultSalt: b(
+      false,
+      "Refuse KDC hints whose salt is not the principal's default (realm+name); on when no principal has a special salt.",
+    ),
     maxS2kIterations: i(
       0,
       0,

@@ -94,6 +94,7 @@ export function createKerberos(
     serviceTicketVia: config.kerberos.serviceTicketVia,
     maxS2kIterations: config.kerberos.maxS2kIterations,
     enctypes: config.kerberos.enctypes,
+    requireDefaultSalt: config.kerberos.requireDefaultSalt,
     deriveKeys: config.kerberos.deriveKeys,
     ...(hooks.onRefusedReply !== undefined ? { onRefusedReply: hooks.onRefusedReply } : {}),
   })

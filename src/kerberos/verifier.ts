@@ -48,6 +48,8 @@ export interface VerifierOptions {
   maxS2kIterations: number
   /** The enctypes the AS exchange may use, by name, in preference order. */
   enctypes: readonly string[]
+  /** Refuse a string-to-key hint whose salt is not the principal's default salt. */
+  requireDefaultSalt: boolean
   /** Derive keys with node:crypto where we can (else libkrb5 does string-to-key). */
   deriveKeys: boolean
   /** Lifetime asked for the throw-away tickets. */
@@ -73,6 +75,7 @@ export const DEFAULT_VERIFIER_OPTIONS = {
   serviceTicketVia: 'as',
   maxS2kIterations: 0,
   enctypes: DEFAULT_ENCTYPES,
+  requireDefaultSalt: false,
   deriveKeys: true,
   ticketLifetimeS: 300,
   maxRoundTrips: 8,
@@ -207,8 +210,15 @@ export class KerberosVerifier implements PasswordVerifier {
     }
   }
 
-  /** Refuses (throws) a reply whose string-to-key hint is unsafe or offers no allowed enctype. */
-  #inspect(reply: Buffer, kdc: string): { info: KdcReplyInfo; choice: S2kChoice } {
+  /**
+   * Refuses (throws) a reply whose string-to-key hint is unsafe, offers no allowed enctype,
+   * or (with `requireDefaultSalt`) names a salt other than the principal's default.
+   */
+  #inspect(
+    reply: Buffer,
+    kdc: string,
+    defaultSalt: () => Buffer,
+  ): { info: KdcReplyInfo; choice: S2kChoice } {
     const info = inspectKdcReply(reply)
     const safety = checkS2kSafety(info, this.#o.maxS2kIterations)
     if (!safety.ok) {
@@ -225,6 +235,12 @@ export class KerberosVerifier implements PasswordVerifier {
         kdc,
         `${enctypes.reason} (offered ${enctypes.offered.join(' ') || 'none'}; allowed ${this.#enctypes.join(' ')})`,
       )
+    }
+    const salt = enctypes.choice.salt
+    if (this.#o.requireDefaultSalt && salt !== undefined && !salt.equals(defaultSalt())) {
+      // The salt is as unauthenticated as the count: a spoofer that picks one salt for every
+      // user can reuse its dictionary work across all of them.
+      throw new RefusedReply('SASLGATE_ERR_UNSAFE_S2K', kdc, 'non_default_salt')
     }
     return { info, choice: enctypes.choice }
   }
@@ -298,7 +314,7 @@ export class KerberosVerifier implements PasswordVerifier {
       trips.n++
       kdc = sent.kdc
       if (sent.protocol === 'tcp') tcp = true
-      const { info, choice } = this.#inspect(sent.reply, sent.kdc)
+      const { info, choice } = this.#inspect(sent.reply, sent.kdc, () => session.defaultSalt())
       if (!keyed && asksForPreauth(info)) {
         keyed = true
         const restarted = await this.#switchToKey(session, password, choice, signal)

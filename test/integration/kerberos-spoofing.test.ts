@@ -148,6 +148,31 @@ describe('item 3: no enctype downgrade through a spoofed PREAUTH_REQUIRED', () =
     }
   })
 
+  test('kerberos.requireDefaultSalt: a chosen salt is refused before any PA-ENC-TIMESTAMP, the default one is not', async () => {
+    const salts = ['CHOSEN-SALT', `${realm.name}alice`]
+    for (const salt of salts) {
+      const kdc = await spoof((_req, i) =>
+        i === 0 ? preauthRequired({ etype: 18, salt }) : preauthFailed(),
+      )
+      const r = await check(verifierAt(kdc.port, { requireDefaultSalt: true }))
+      if (salt === 'CHOSEN-SALT') {
+        assert.equal(r.reason, 'unsafe_kdc_reply')
+        assert.equal(encTimestamps(kdc).length, 0)
+      } else {
+        assert.equal(r.reason, 'bad_password')
+        assert.equal(encTimestamps(kdc).length, 1)
+      }
+    }
+    // Off by default: the chosen salt is used.
+    const kdc = await spoof((_req, i) =>
+      i === 0 ? preauthRequired({ etype: 18, salt: 'CHOSEN-SALT' }) : preauthFailed(),
+    )
+    assert.equal((await check(verifierAt(kdc.port))).reason, 'bad_password')
+    // And a real KDC with default salts passes with it on.
+    const real = await spoof(() => 'relay')
+    assert.equal((await check(verifierAt(real.port, { requireDefaultSalt: true }))).reason, 'ok')
+  })
+
   test('unknown enctype names are a configuration error naming the option', () => {
     assert.throws(
       () => verifierAt(1, { enctypes: ['aes256-cts-hmac-sha1-96', 'des-cbc-md5'] }),
