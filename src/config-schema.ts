@@ -73,7 +73,7 @@ export const SCHEMA = {
       0,
       0,
       16_777_215,
-      'PBKDF2 iterations a KDC reply may ask; 0: 4x the enctype default (16384 AES-SHA1, 131072 AES-SHA2).',
+      'Most PBKDF2 iterations a KDC reply may ask: 0 = 4x the enctype default (16384 AES-SHA1, 131072 AES-SHA2); N = N for all.',
     ),
     deriveKeys: b(
       true,

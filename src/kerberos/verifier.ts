@@ -19,7 +19,7 @@
  * without pre-authentication (one string-to-key, then done) or a final error.
  */
 import { type ErrorCode, isSaslgateError, type Reason, SaslgateError } from '../errors.js'
-import { DEFAULT_ENCTYPES, parseEnctypes } from './enctypes.js'
+import { DEFAULT_ENCTYPES, parseEnctypes, S2K_DEFAULT_ITERATIONS } from './enctypes.js'
 import {
   checkEnctypes,
   checkS2kSafety,
@@ -153,6 +153,16 @@ export class KerberosVerifier implements PasswordVerifier {
     this.#enctypes = parseEnctypes(this.#o.enctypes)
     // Validates the override once (throws SASLGATE_ERR_CONFIG), not per reply.
     checkS2kSafety({ kind: 'unknown' }, this.#o.maxS2kIterations)
+    const max = this.#o.maxS2kIterations
+    for (const etype of this.#enctypes) {
+      const def = S2K_DEFAULT_ITERATIONS.get(etype)
+      if (max > 0 && def !== undefined && max < def) {
+        throw new SaslgateError(
+          'SASLGATE_ERR_CONFIG',
+          `config option kerberos.maxS2kIterations: ${max} is below the default count of enctype ${etype} (${def}); every check with it would be refused`,
+        )
+      }
+    }
   }
 
   allKdcsDown(realm: string): boolean {

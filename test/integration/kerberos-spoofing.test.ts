@@ -209,14 +209,23 @@ describe('item 6: iteration ceiling per enctype, one string-to-key per check', (
   })
 
   test('kerberos.maxS2kIterations > 0 is one ceiling for every enctype', async () => {
-    const kdc = await spoof((_req, i) =>
-      i === 0 ? preauthRequired({ etype: 18, salt: 'SALT', iterations: 20_000 }) : preauthFailed(),
+    const sha1 = ['aes256-cts-hmac-sha1-96', 'aes128-cts-hmac-sha1-96']
+    for (const [iterations, reason] of [
+      [20_000, 'bad_password'], // above the per-enctype 16,384, within the override
+      [20_001, 'unsafe_kdc_reply'],
+    ] as const) {
+      const kdc = await spoof((_req, i) =>
+        i === 0 ? preauthRequired({ etype: 18, salt: 'SALT', iterations }) : preauthFailed(),
+      )
+      const v = verifierAt(kdc.port, { maxS2kIterations: 20_000, enctypes: sha1 })
+      assert.equal((await check(v)).reason, reason, `${iterations}`)
+    }
+    assert.throws(() => verifierAt(1, { maxS2kIterations: -1 }), /maxIterations/)
+    // Below an allowed enctype's default every check with it would fail: refused at start.
+    assert.throws(
+      () => verifierAt(1, { maxS2kIterations: 20_000 }),
+      /kerberos\.maxS2kIterations: 20000 is below the default count of enctype 20/,
     )
-    assert.equal(
-      (await check(verifierAt(kdc.port, { maxS2kIterations: 20_000 }))).reason,
-      'bad_password',
-    )
-    assert.throws(() => verifierAt(kdc.port, { maxS2kIterations: -1 }), /maxIterations/)
   })
 
   for (const deriveKeys of [true, false]) {
