@@ -25,10 +25,10 @@ import {
 } from '../../src/testing/krb-messages.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import {
+  type RecordingKdc,
   type SpoofAction,
-  type SpoofingKdc,
-  startSpoofingKdc,
-} from '../../src/testing/spoofing-kdc.js'
+  startRecordingKdc,
+} from '../../src/testing/recording-kdc.js'
 
 const PW = 'Spoof-test-pw-1'
 const RC4_PW = 'Rc4-only-pw-1'
@@ -68,7 +68,7 @@ function verifierAt(port: number, options: Partial<VerifierOptions> = {}) {
 }
 
 async function spoof(answer: (request: Buffer, index: number) => SpoofAction) {
-  const kdc = await startSpoofingKdc({ answer, upstream: realKdc() })
+  const kdc = await startRecordingKdc({ answer, upstream: realKdc() })
   closers.push(() => kdc.close())
   return kdc
 }
@@ -80,7 +80,7 @@ const preauthFailed = () => encodeKrbError({ errorCode: 24, realm: realm.name, c
 const check = (v: KerberosVerifier, user = 'alice', pw = PW) =>
   v.verify(`${user}@${realm.name}`, Buffer.from(pw), AbortSignal.timeout(3000))
 
-const encTimestamps = (kdc: SpoofingKdc) =>
+const encTimestamps = (kdc: RecordingKdc) =>
   kdc.requests.filter((r) => r.asReq?.encTimestampEtype !== undefined)
 
 describe('item 3: no enctype downgrade through a spoofed PREAUTH_REQUIRED', () => {
@@ -326,7 +326,7 @@ describe('item 4: the verify step', () => {
       salt: Buffer.from(`${realm.name}alice`),
       iterations: 4096,
     })
-    const kdc = await startSpoofingKdc({
+    const kdc = await startRecordingKdc({
       upstream: realKdc(),
       rewriteReply: (reply) => shiftAsRepTimes(reply, key, -3_600_000),
     })

@@ -1,5 +1,6 @@
 /**
- * A spoofing KDC on 127.0.0.1 (UDP): it records every request and answers from a script,
+ * A recording, spoofing KDC on 127.0.0.1 (UDP): it records every request (an AS-REQ is read:
+ * its PA-DATA, PA-ENC-TIMESTAMP and enctype list) and answers from a script,
  * or relays to a real KDC and may rewrite the real reply on its way back. It plays the
  * attacker on the network path (or a rogue KDC without keys) in tests of what the client
  * sends and accepts.
@@ -15,7 +16,7 @@ import { closePair, listenUdpAndTcp } from './ports.js'
 /** What to do with one request: a reply, 'relay' (to `upstream`), or 'drop'. */
 export type SpoofAction = Buffer | 'relay' | 'drop'
 
-export interface SpoofingKdcOptions {
+export interface RecordingKdcOptions {
   /** The real KDC to relay to. */
   upstream?: { host: string; port: number }
   /** Decides each request (0-based index among all requests); default 'relay'. */
@@ -32,7 +33,7 @@ export interface RecordedRequest {
   asReq: AsReqSummary | undefined
 }
 
-export interface SpoofingKdc {
+export interface RecordingKdc {
   readonly host: string
   readonly port: number
   readonly requests: readonly RecordedRequest[]
@@ -41,9 +42,9 @@ export interface SpoofingKdc {
   close(): Promise<void>
 }
 
-export const DEFAULT_SPOOFING_KDC_OPTIONS = { upstreamIdleMs: 5_000 }
+export const DEFAULT_RECORDING_KDC_OPTIONS = { upstreamIdleMs: 5_000 }
 
-export async function startSpoofingKdc(options: SpoofingKdcOptions = {}): Promise<SpoofingKdc> {
+export async function startRecordingKdc(options: RecordingKdcOptions = {}): Promise<RecordingKdc> {
   const requests: RecordedRequest[] = []
   const upstreams = new Map<UdpSocket, NodeJS.Timeout>()
   let rewritten = 0
@@ -62,7 +63,7 @@ export async function startSpoofingKdc(options: SpoofingKdcOptions = {}): Promis
     const u = createSocket('udp4')
     const idle = setTimeout(
       () => forget(u),
-      options.upstreamIdleMs ?? DEFAULT_SPOOFING_KDC_OPTIONS.upstreamIdleMs,
+      options.upstreamIdleMs ?? DEFAULT_RECORDING_KDC_OPTIONS.upstreamIdleMs,
     )
     idle.unref()
     upstreams.set(u, idle)

@@ -1,5 +1,5 @@
 /**
- * The spoofing KDC's own parts (src/testing/spoofing-kdc.ts, krb-messages.ts, krb-crypto.ts).
+ * The recording (spoofing) KDC's own parts (src/testing/recording-kdc.ts, krb-messages.ts, krb-crypto.ts).
  * That they agree with libkrb5 is shown where they are used: test/integration/
  * kerberos-spoofing.test.ts reads libkrb5's PA-ENC-TIMESTAMPs with them.
  */
@@ -18,7 +18,7 @@ import {
   readAsReq,
   tlv,
 } from '../../src/testing/krb-messages.js'
-import { startSpoofingKdc } from '../../src/testing/spoofing-kdc.js'
+import { startRecordingKdc } from '../../src/testing/recording-kdc.js'
 
 describe('krb-crypto (RFC 3962 profile)', () => {
   test('encrypt/decrypt round trip at every length around the CTS block edges', () => {
@@ -89,9 +89,9 @@ describe('krb-messages', () => {
   })
 })
 
-describe('startSpoofingKdc', () => {
+describe('startRecordingKdc', () => {
   test('records every request and answers from its script; close is idempotent', async () => {
-    const kdc = await startSpoofingKdc({
+    const kdc = await startRecordingKdc({
       answer: (req, i) => (i === 1 ? 'drop' : Buffer.concat([Buffer.from(`R${i}:`), req])),
     })
     const sock = createSocket('udp4')
