@@ -64,6 +64,11 @@ export async function buildLocalAuthenticator(
         ? obs.onBreakerChange(e)
         : logger.warn({ kdc: e.kdc, state: e.state }, 'KDC breaker changed state'),
     ...(obs !== undefined ? { onAttempt: (e) => obs.onKdcAttempt(e) } : {}),
+    onRefusedReply: (e) =>
+      logger.warn(
+        { realm: e.realm, kdc: e.kdc, reason: e.reason, detail: e.detail },
+        'refused a KDC reply before libkrb5 saw it (spoofed or misconfigured KDC)',
+      ),
   })
   const mapper = mapperFromConfig(config, settings.defaultRealm)
   const guardStore =

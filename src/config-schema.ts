@@ -1,3 +1,4 @@
+import { DEFAULT_ENCTYPES } from './kerberos/enctypes.js'
 import { DEFAULT_PIPELINE_OPTIONS as P } from './pipeline/pipeline.js'
 
 /**
@@ -20,7 +21,8 @@ const i = (def: number, min: number, max: number, doc: string) =>
 const b = (def: boolean, doc: string) => ({ type: 'bool', default: def, doc }) as const
 const e = <V extends string>(def: NoInfer<V>, values: readonly V[], doc: string) =>
   ({ type: 'enum', default: def, values, doc }) as const
-const list = (doc: string) => ({ type: 'list', default: [] as readonly string[], doc }) as const
+const list = (doc: string, def: readonly string[] = []) =>
+  ({ type: 'list', default: def, doc }) as const
 const map = (doc: string) =>
   ({ type: 'map', default: {} as Readonly<Record<string, string>>, doc }) as const
 const mapList = (doc: string) =>
@@ -59,11 +61,19 @@ export const SCHEMA = {
       'Wait for one KDC over UDP before trying the next; raise for distant KDCs.',
     ),
     tcpAttemptTimeoutMs: i(1000, 20, 30_000, 'Wait for one KDC over TCP before trying the next.'),
+    enctypes: list(
+      'Enctypes the AS exchange may use, by MIT name, preferred first; a KDC hint offering none is refused.',
+      DEFAULT_ENCTYPES,
+    ),
+    requireDefaultSalt: b(
+      false,
+      "Refuse KDC hints whose salt is not the principal's default (realm+name); on when no principal has a special salt.",
+    ),
     maxS2kIterations: i(
-      100_000,
-      4096,
+      0,
+      0,
       16_777_215,
-      'Refuse KDC replies asking more PBKDF2 iterations (a spoofed reply must not burn CPU).',
+      'Most PBKDF2 iterations a KDC reply may ask: 0 = 4x the enctype default (16384 AES-SHA1, 131072 AES-SHA2); N = N for all.',
     ),
     deriveKeys: b(
       true,

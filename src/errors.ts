@@ -43,7 +43,11 @@ export const Reasons = {
   deadline: { decision: 'unavailable', text: 'the request deadline passed' },
   unsafe_kdc_reply: {
     decision: 'unavailable',
-    text: 'a KDC reply asked for absurd string-to-key work and was refused',
+    text: 'a KDC reply asked for string-to-key parameters saslgate refuses (count, salt)',
+  },
+  kdc_enctype_refused: {
+    decision: 'unavailable',
+    text: 'a KDC reply offered none of the allowed enctypes (kerberos.enctypes) and was refused',
   },
   internal_error: { decision: 'unavailable', text: 'an internal error (fail closed)' },
   upstream_unavailable: { decision: 'unavailable', text: 'no saslgate service answered in time' },
@@ -76,7 +80,8 @@ export const ErrorCodes = {
   SASLGATE_ERR_BREAKERS_OPEN: 'every KDC breaker for the realm is open',
   SASLGATE_ERR_DEADLINE: 'the overall deadline passed',
   SASLGATE_ERR_ABORTED: 'the caller aborted the operation',
-  SASLGATE_ERR_UNSAFE_S2K: 'a KDC reply asked for absurd string-to-key parameters',
+  SASLGATE_ERR_UNSAFE_S2K: 'a KDC reply asked for refused string-to-key parameters (count, salt)',
+  SASLGATE_ERR_ENCTYPE_REFUSED: 'a KDC reply offered none of the allowed enctypes (a downgrade)',
   SASLGATE_ERR_DER: 'malformed or unsupported DER (ASN.1) encoding',
   SASLGATE_ERR_S2K_UNSUPPORTED:
     'no node:crypto string-to-key for this enctype or input (fall back to libkrb5)',

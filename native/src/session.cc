@@ -103,6 +103,8 @@ Napi::Function Session::Init(Napi::Env env) {
                      {
                          InstanceMethod<&Session::AsStart>("asStart"),
                          InstanceMethod<&Session::UseKey>("useKey"),
+                         InstanceMethod<&Session::UsePassword>("usePassword"),
+                         InstanceMethod<&Session::DefaultSalt>("defaultSalt"),
                          InstanceMethod<&Session::AsStep>("asStep"),
                          InstanceMethod<&Session::TgsStart>("tgsStart"),
                          InstanceMethod<&Session::TgsStep>("tgsStep"),
@@ -111,7 +113,7 @@ Napi::Function Session::Init(Napi::Env env) {
                      });
 }
 
-// new Session({ client, server, asService, ticketLifetimeS })
+// new Session({ client, server, asService, requireInitial, enctypes, ticketLifetimeS })
 Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) {
@@ -129,6 +131,28 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   if (o.Get("asService").IsBoolean()) as_service_ = o.Get("asService").As<Napi::Boolean>();
   if (o.Get("ticketLifetimeS").IsNumber()) {
     ticket_lifetime_s_ = o.Get("ticketLifetimeS").As<Napi::Number>().Int32Value();
+  }
+  require_initial_ = as_service_;
+  if (o.Get("requireInitial").IsBoolean()) {
+    require_initial_ = o.Get("requireInitial").As<Napi::Boolean>();
+  }
+  // Required: libkrb5 1.20's default list includes des3 and rc4, so a spoofed hint could make
+  // it send a PA-ENC-TIMESTAMP under a weak key. No list, no session (fail closed).
+  Napi::Value list = o.Get("enctypes");
+  if (!list.IsArray() || list.As<Napi::Array>().Length() == 0 ||
+      list.As<Napi::Array>().Length() > 32) {
+    Napi::TypeError::New(env, "Session: enctypes must be a non-empty array of enctype numbers")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  Napi::Array arr = list.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsNumber()) {
+      Napi::TypeError::New(env, "Session: enctypes must be numbers").ThrowAsJavaScriptException();
+      return;
+    }
+    enctypes_.push_back(v.As<Napi::Number>().Int32Value());
   }
   if (client.find('\0') != std::string::npos || server_name_.find('\0') != std::string::npos) {
     Napi::TypeError::New(env, "Session: NUL in a principal name").ThrowAsJavaScriptException();
@@ -156,6 +180,7 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   krb5_get_init_creds_opt_set_proxiable(opt_, 0);
   krb5_get_init_creds_opt_set_tkt_life(opt_, ticket_lifetime_s_);
   krb5_get_init_creds_opt_set_address_list(opt_, nullptr);
+  krb5_get_init_creds_opt_set_etype_list(opt_, enctypes_.data(), static_cast<int>(enctypes_.size()));
 }
 
 Session::~Session() { FreeAll(); }
@@ -217,7 +242,11 @@ void Session::RemoveDerivedKey() {
   derived_has_entry_ = false;
 }
 
-void Session::DoUseKey(krb5_enctype enctype, SecretBytes& key, StepResult& r) {
+// Puts `key` into this session's MEMORY keytab as the client's only key and restarts the AS
+// exchange from that keytab: from here on libkrb5 looks keys up and never runs string-to-key,
+// whatever a later (spoofed) reply asks for.
+void Session::InstallKey(krb5_enctype enctype, const unsigned char* key, unsigned int length,
+                         StepResult& r) {
   if (derived_kt_ == nullptr) {
     derived_kt_name_ = AcquireKeytabName();
     r.code = krb5_kt_resolve(ctx_, derived_kt_name_.c_str(), &derived_kt_);
@@ -234,8 +263,8 @@ void Session::DoUseKey(krb5_enctype enctype, SecretBytes& key, StepResult& r) {
     e.vno = 1;
     e.key.magic = KV5M_KEYBLOCK;
     e.key.enctype = enctype;
-    e.key.length = static_cast<unsigned int>(key.size());
-    e.key.contents = key.mutable_data();
+    e.key.length = length;
+    e.key.contents = const_cast<unsigned char*>(key);
     // The MEMORY keytab copies the key (and zaps it on removal).
     r.code = krb5_kt_add_entry(ctx_, derived_kt_, &e);
     if (r.code == 0) {
@@ -243,12 +272,51 @@ void Session::DoUseKey(krb5_enctype enctype, SecretBytes& key, StepResult& r) {
       derived_enctype_ = enctype;
     }
   }
-  key.Wipe();
   if (r.code == 0) r.code = NewInitCreds();
   if (r.code == 0) r.code = krb5_init_creds_set_keytab(ctx_, icc_, derived_kt_);
   if (r.code == 0) {
     krb5_data in{};
     r.code = krb5_init_creds_step(ctx_, icc_, &in, &r.out, &r.realm, &r.flags);
+  }
+}
+
+void Session::DoUseKey(krb5_enctype enctype, SecretBytes& key, StepResult& r) {
+  InstallKey(enctype, key.data(), static_cast<unsigned int>(key.size()), r);
+  key.Wipe();
+  SetMessage(r);
+}
+
+// libkrb5's own string-to-key, run once and explicitly (for enctypes node:crypto does not
+// derive, or with kerberos.deriveKeys off), then the same keytab path as DoUseKey. libkrb5's
+// password path would run string-to-key again for every reply that names other parameters.
+void Session::DoUsePassword(krb5_enctype enctype, SecretBytes& password,
+                            std::vector<unsigned char>& salt, bool default_salt,
+                            std::vector<unsigned char>& params, StepResult& r) {
+  krb5_data pw{};
+  pw.data = reinterpret_cast<char*>(password.mutable_data());
+  pw.length = static_cast<unsigned int>(password.size());
+  krb5_data salt_data{};
+  krb5_data defsalt{};
+  if (default_salt) {
+    r.code = krb5_principal2salt(ctx_, client_, &defsalt);
+    salt_data = defsalt;
+  } else {
+    salt_data.data = reinterpret_cast<char*>(salt.data());
+    salt_data.length = static_cast<unsigned int>(salt.size());
+  }
+  krb5_data params_data{};
+  params_data.data = reinterpret_cast<char*>(params.data());
+  params_data.length = static_cast<unsigned int>(params.size());
+  krb5_keyblock key{};
+  if (r.code == 0) {
+    r.code = krb5_c_string_to_key_with_params(ctx_, enctype, &pw, &salt_data,
+                                              params.empty() ? nullptr : &params_data, &key);
+  }
+  password.Wipe();
+  if (defsalt.data != nullptr) krb5_free_data_contents(ctx_, &defsalt);
+  if (r.code == 0) {
+    InstallKey(key.enctype, key.contents, key.length, r);
+    krb5_free_keyblock_contents(ctx_, &key);  // zeroes the key before freeing it
   }
   SetMessage(r);
 }
@@ -331,32 +399,65 @@ void Session::DoVerify(const std::string& keytab_name, StepResult& r) {
     r.message = "verify before a service ticket was obtained";
     return;
   }
+  // A context of its own, with the local clock: with kdc_timesync on (libkrb5's default) the
+  // session's context took its time offset from the AS-REP's authtime, which a spoofer
+  // chooses, and krb5_rd_req would check the ticket's times against that clock.
+  krb5_context vctx = nullptr;
   krb5_auth_context ac_c = nullptr;
   krb5_auth_context ac_s = nullptr;
   krb5_keytab kt = nullptr;
   krb5_ticket* ticket = nullptr;
   krb5_data apreq{};
-  r.code = krb5_mk_req_extended(ctx_, &ac_c, 0, nullptr, creds, &apreq);
-  if (r.code == 0) {
-    r.code = keytab_name.empty() ? krb5_kt_default(ctx_, &kt)
-                                 : krb5_kt_resolve(ctx_, keytab_name.c_str(), &kt);
+  r.code = NewContext(&vctx);
+  if (r.code != 0) {
+    r.message = "cannot create the verify context";
+    return;
   }
-  if (r.code == 0) r.code = krb5_auth_con_init(ctx_, &ac_s);
+  // The times in creds are the AS-REP's claim (the reply's encrypted part, not the ticket):
+  // krb5_mk_req_extended refuses creds whose claimed times are off the local clock, so it
+  // gets a shallow copy with times of now. What counts is checked by krb5_rd_req: the
+  // ticket's own times, which only the KDC holding our key could write, on the local clock.
+  krb5_creds local = *creds;
+  krb5_timestamp now = 0;
+  r.code = krb5_timeofday(vctx, &now);
+  local.times.authtime = now;
+  local.times.starttime = now;
+  local.times.endtime = now + 60;
+  local.times.renew_till = 0;
+  if (r.code == 0) r.code = krb5_mk_req_extended(vctx, &ac_c, 0, nullptr, &local, &apreq);
+  if (r.code == 0) {
+    r.code = keytab_name.empty() ? krb5_kt_default(vctx, &kt)
+                                 : krb5_kt_resolve(vctx, keytab_name.c_str(), &kt);
+  }
+  if (r.code == 0) r.code = krb5_auth_con_init(vctx, &ac_s);
   // No replay cache, as MIT's own krb5_verify_init_creds does.
-  if (r.code == 0) r.code = krb5_auth_con_setflags(ctx_, ac_s, 0);
-  if (r.code == 0) r.code = krb5_rd_req(ctx_, &ac_s, &apreq, server_, kt, nullptr, &ticket);
+  if (r.code == 0) r.code = krb5_auth_con_setflags(vctx, ac_s, 0);
+  if (r.code == 0) r.code = krb5_rd_req(vctx, &ac_s, &apreq, server_, kt, nullptr, &ticket);
+  bool not_initial = false;
   if (r.code == 0) {
     if (ticket->enc_part2 == nullptr ||
-        !krb5_principal_compare(ctx_, ticket->enc_part2->client, client_)) {
+        !krb5_principal_compare(vctx, ticket->enc_part2->client, client_)) {
       r.code = KRB5KRB_AP_ERR_BADMATCH;
+    } else if (require_initial_ && (ticket->enc_part2->flags & TKT_FLG_INITIAL) == 0) {
+      // Read from the ticket's encrypted part, which only the KDC holding our key could
+      // write: the AS-REP's own flags are the (possibly spoofed) reply's claim.
+      r.code = KRB5KRB_AP_ERR_TKT_INVALID;
+      not_initial = true;
     }
   }
-  SetMessage(r);
-  if (ticket != nullptr) krb5_free_ticket(ctx_, ticket);
-  if (ac_s != nullptr) krb5_auth_con_free(ctx_, ac_s);
-  if (ac_c != nullptr) krb5_auth_con_free(ctx_, ac_c);
-  if (kt != nullptr) krb5_kt_close(ctx_, kt);
-  krb5_free_data_contents(ctx_, &apreq);
+  if (not_initial) {
+    r.message = "the verified ticket lacks the INITIAL flag (not issued in an AS exchange)";
+  } else if (r.code != 0) {
+    const char* m = krb5_get_error_message(vctx, r.code);
+    r.message = m;
+    krb5_free_error_message(vctx, m);
+  }
+  if (ticket != nullptr) krb5_free_ticket(vctx, ticket);
+  if (ac_s != nullptr) krb5_auth_con_free(vctx, ac_s);
+  if (ac_c != nullptr) krb5_auth_con_free(vctx, ac_c);
+  if (kt != nullptr) krb5_kt_close(vctx, kt);
+  krb5_free_data_contents(vctx, &apreq);
+  krb5_free_context(vctx);
 }
 
 Napi::Value Session::AsStart(const Napi::CallbackInfo& info) {
@@ -399,6 +500,59 @@ Napi::Value Session::UseKey(const Napi::CallbackInfo& info) {
                       [this, enctype, key](StepResult& r) { DoUseKey(enctype, *key, r); });
   job->Queue();
   return job->Promise();
+}
+
+// usePassword(enctype, password, salt: Buffer | null, s2kparams: Buffer | null); a null salt is
+// the principal's default salt.
+Napi::Value Session::UsePassword(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsBuffer() ||
+      !(info[2].IsBuffer() || info[2].IsNull()) || !(info[3].IsBuffer() || info[3].IsNull())) {
+    Napi::TypeError::New(env, "usePassword(enctype, password, salt | null, s2kparams | null)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  krb5_enctype enctype = info[0].As<Napi::Number>().Int32Value();
+  auto pw = info[1].As<Napi::Buffer<char>>();
+  bool default_salt = info[2].IsNull();
+  std::vector<unsigned char> salt = default_salt ? std::vector<unsigned char>() : BufferBytes(info[2]);
+  std::vector<unsigned char> params = info[3].IsNull() ? std::vector<unsigned char>() : BufferBytes(info[3]);
+  // Checked on the caller's bytes: no copy of the password exists yet on the way out.
+  if (pw.Length() == 0 || std::memchr(pw.Data(), 0, pw.Length()) != nullptr || salt.size() > 1024 ||
+      params.size() > 64) {
+    Napi::TypeError::New(env, "usePassword: bad password, salt or s2kparams").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  // One wiped heap copy, shared by pointer with the job (as in AsStart).
+  auto password = std::make_shared<SecretBytes>(pw.Data(), pw.Length());
+  if (!BeginJob(env)) return env.Undefined();
+  auto* job = new Job(env, this, info.This().As<Napi::Object>(),
+                      [this, enctype, password, salt, default_salt, params](StepResult& r) mutable {
+                        DoUsePassword(enctype, *password, salt, default_salt, params, r);
+                      });
+  job->Queue();
+  return job->Promise();
+}
+
+// The client principal's default salt (realm and name components), as libkrb5 computes it.
+Napi::Value Session::DefaultSalt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // Runs on the calling thread, so never while a job uses the context.
+  if (closed_ || busy_ || ctx_ == nullptr) {
+    Napi::Error::New(env, "Session: closed or busy").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  krb5_data salt{};
+  krb5_error_code code = krb5_principal2salt(ctx_, client_, &salt);
+  if (code != 0) {
+    Napi::Error err = Napi::Error::New(env, "defaultSalt: libkrb5 error");
+    err.Set("krb5Code", Napi::Number::New(env, code));
+    err.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Buffer<char> out = Napi::Buffer<char>::Copy(env, salt.data, salt.length);
+  krb5_free_data_contents(ctx_, &salt);
+  return out;
 }
 
 Napi::Value Session::AsStep(const Napi::CallbackInfo& info) {

@@ -42,6 +42,8 @@ class Session : public Napi::ObjectWrap<Session> {
   // Run on a worker thread by the jobs below.
   void DoAsStart(SecretBytes& password, StepResult& r);
   void DoUseKey(krb5_enctype enctype, SecretBytes& key, StepResult& r);
+  void DoUsePassword(krb5_enctype enctype, SecretBytes& password, std::vector<unsigned char>& salt,
+                     bool default_salt, std::vector<unsigned char>& params, StepResult& r);
   void DoAsStep(const std::vector<unsigned char>& in, StepResult& r);
   void DoTgsStart(StepResult& r);
   void DoTgsStep(const std::vector<unsigned char>& in, StepResult& r);
@@ -50,6 +52,8 @@ class Session : public Napi::ObjectWrap<Session> {
  private:
   Napi::Value AsStart(const Napi::CallbackInfo& info);
   Napi::Value UseKey(const Napi::CallbackInfo& info);
+  Napi::Value UsePassword(const Napi::CallbackInfo& info);
+  Napi::Value DefaultSalt(const Napi::CallbackInfo& info);
   Napi::Value AsStep(const Napi::CallbackInfo& info);
   Napi::Value TgsStart(const Napi::CallbackInfo& info);
   Napi::Value TgsStep(const Napi::CallbackInfo& info);
@@ -58,6 +62,7 @@ class Session : public Napi::ObjectWrap<Session> {
 
   bool BeginJob(Napi::Env env);
   krb5_error_code NewInitCreds();
+  void InstallKey(krb5_enctype enctype, const unsigned char* key, unsigned int length, StepResult& r);
   void SetMessage(StepResult& r);
   void RemoveDerivedKey();
   void FreeAll();
@@ -67,6 +72,12 @@ class Session : public Napi::ObjectWrap<Session> {
   krb5_principal server_ = nullptr;
   std::string server_name_;
   bool as_service_ = true;
+  // In AS mode the verified ticket must carry TKT_FLG_INITIAL: a ticket the KDC issued in a
+  // TGS exchange (S4U2Proxy, constrained delegation, a forwarded TGT) proves no password.
+  bool require_initial_ = true;
+  // The only enctypes the AS exchange asks for (krb5_get_init_creds_opt_set_etype_list
+  // keeps a pointer to this list, so it lives as long as opt_).
+  std::vector<krb5_enctype> enctypes_;
   int ticket_lifetime_s_ = 300;
   krb5_get_init_creds_opt* opt_ = nullptr;
   krb5_init_creds_context icc_ = nullptr;

@@ -22,13 +22,16 @@ import {
   sequenceItems,
   TagClass,
 } from './der.js'
+import { S2K_DEFAULT_ITERATIONS, s2kCeiling } from './enctypes.js'
 
 /** PA-DATA types this module reads (RFC 4120 §7.5.2, RFC 6113). */
 export const PaDataType = {
+  encTimestamp: 2,
   pwSalt: 3,
   eTypeInfo: 11,
   eTypeInfo2: 19,
   fxCookie: 133,
+  spake: 151,
 } as const
 
 /** KRB-ERROR codes that matter to the string-to-key path. */
@@ -239,19 +242,7 @@ export function readETypeInfo(value: Buffer): ETypeInfoEntry[] {
   })
 }
 
-/**
- * MIT's default PBKDF2 iteration counts for the enctypes whose s2kparams is a 4-byte
- * big-endian iteration count: AES-SHA1 (RFC 3962), AES-SHA2 (RFC 8009), Camellia
- * (RFC 6803). libkrb5 refuses counts below these (and 0, and >= 2^24).
- */
-export const S2K_DEFAULT_ITERATIONS: ReadonlyMap<number, number> = new Map([
-  [17, 4096],
-  [18, 4096],
-  [19, 32768],
-  [20, 32768],
-  [25, 32768],
-  [26, 32768],
-])
+export { S2K_DEFAULT_ITERATIONS } from './enctypes.js'
 
 /**
  * The PBKDF2 iteration count an entry asks for: the default when `s2kparams` is absent or
@@ -270,11 +261,6 @@ export function s2kIterations(etype: number, s2kparams?: Buffer): number | undef
   return count === 0 ? 2 ** 32 : count
 }
 
-export const DEFAULT_S2K_SAFETY = {
-  /** Highest PBKDF2 iteration count accepted from a KDC reply (MIT's defaults: 4096/32768). */
-  maxIterations: 100_000,
-} as const
-
 export type S2kSafety =
   | { ok: true }
   | {
@@ -286,16 +272,14 @@ export type S2kSafety =
 
 /**
  * Whether libkrb5 (or our own string-to-key) may act on this reply's string-to-key
- * parameters. Refuses counts above `maxIterations`, counts below the enctype's default
- * (libkrb5 refuses them too, so deriving such a key ourselves would be weaker than MIT),
- * malformed s2kparams, and padata that could not be read (fail closed).
+ * parameters. Refuses counts above the enctype's ceiling (`s2kCeiling`: 4x its default, or
+ * `maxIterations` for every enctype when > 0), counts below the enctype's default (libkrb5
+ * refuses them too, so deriving such a key ourselves would be weaker than MIT), malformed
+ * s2kparams, and padata that could not be read (fail closed).
  */
-export function checkS2kSafety(
-  info: KdcReplyInfo,
-  maxIterations: number = DEFAULT_S2K_SAFETY.maxIterations,
-): S2kSafety {
-  if (!Number.isSafeInteger(maxIterations) || maxIterations < 1) {
-    throw new SaslgateError('SASLGATE_ERR_CONFIG', 'maxIterations must be a positive integer')
+export function checkS2kSafety(info: KdcReplyInfo, maxIterations = 0): S2kSafety {
+  if (!Number.isSafeInteger(maxIterations) || maxIterations < 0) {
+    throw new SaslgateError('SASLGATE_ERR_CONFIG', 'maxIterations must be an integer >= 0')
   }
   if (info.padataMalformed) return { ok: false, reason: 'malformed_padata' }
   for (const entry of info.eTypeInfo2 ?? []) {
@@ -306,7 +290,7 @@ export function checkS2kSafety(
       return { ok: false, reason: 'bad_s2kparams', etype: entry.etype }
     }
     if (iterations === undefined) continue
-    if (iterations > maxIterations) {
+    if (iterations > s2kCeiling(entry.etype, maxIterations)!) {
       return { ok: false, reason: 'too_many_iterations', etype: entry.etype, iterations }
     }
     if (iterations < S2K_DEFAULT_ITERATIONS.get(entry.etype)!) {
@@ -314,4 +298,67 @@ export function checkS2kSafety(
     }
   }
   return { ok: true }
+}
+
+/** The string-to-key parameters libkrb5 would pick from a reply for an allow-list. */
+export interface S2kChoice {
+  etype: number
+  /** Undefined: the principal's default salt. */
+  salt?: Buffer
+  s2kparams?: Buffer
+}
+
+export type EnctypeCheck =
+  | { ok: true; choice: S2kChoice }
+  | {
+      ok: false
+      reason: 'no_allowed_enctype' | 'ambiguous_etype_info'
+      /** The enctypes the reply offered (for the log line). */
+      offered: number[]
+    }
+
+/**
+ * What libkrb5 (preauth2.c `k5_get_etype_info`, 1.20) would use from this reply with
+ * `allowed` as its request list: the first PA-ETYPE-INFO2 (else the first PA-ETYPE-INFO),
+ * the entry of the first allowed enctype in `allowed` order; with neither, `allowed[0]`
+ * and the PA-PW-SALT if any. Refused: a hint that offers none of `allowed` (a spoofed
+ * rc4-only or des3-only PREAUTH_REQUIRED is a downgrade attempt), and more than one
+ * PA-ETYPE-INFO2 or PA-ETYPE-INFO (no KDC sends two; which one counts is a parser detail).
+ */
+export function checkEnctypes(info: KdcReplyInfo, allowed: readonly number[]): EnctypeCheck {
+  if (allowed.length === 0) throw new SaslgateError('SASLGATE_ERR_CONFIG', 'no enctype allowed')
+  if (info.kind === 'unknown') return { ok: true, choice: { etype: allowed[0]! } }
+  const count = (t: number) => (info.paTypes ?? []).filter((x) => x === t).length
+  const hint: ReadonlyArray<{ etype: number; salt?: Buffer; s2kparams?: Buffer }> | undefined =
+    info.eTypeInfo2 ?? info.eTypeInfo
+  if (count(PaDataType.eTypeInfo2) > 1 || count(PaDataType.eTypeInfo) > 1) {
+    return { ok: false, reason: 'ambiguous_etype_info', offered: (hint ?? []).map((e) => e.etype) }
+  }
+  if (hint === undefined || hint.length === 0) {
+    // An MIT KDC that holds no key of a requested enctype for the principal (say, rc4 only)
+    // sends PREAUTH_REQUIRED with no hint and offers neither PA-ENC-TIMESTAMP nor SPAKE:
+    // nothing libkrb5 could use, so say so instead of failing inside libkrb5.
+    const offered = info.paTypes ?? []
+    if (
+      info.kind === 'krb-error' &&
+      info.errorCode === KrbErrorCode.preauthRequired &&
+      info.pwSalt === undefined &&
+      !offered.includes(PaDataType.encTimestamp) &&
+      !offered.includes(PaDataType.spake)
+    ) {
+      return { ok: false, reason: 'no_allowed_enctype', offered: [] }
+    }
+    return info.pwSalt === undefined
+      ? { ok: true, choice: { etype: allowed[0]! } }
+      : { ok: true, choice: { etype: allowed[0]!, salt: info.pwSalt } }
+  }
+  for (const etype of allowed) {
+    const e = hint.find((x) => x.etype === etype)
+    if (e === undefined) continue
+    const choice: S2kChoice = { etype }
+    if (e.salt !== undefined) choice.salt = e.salt
+    if (e.s2kparams !== undefined) choice.s2kparams = e.s2kparams
+    return { ok: true, choice }
+  }
+  return { ok: false, reason: 'no_allowed_enctype', offered: hint.map((e) => e.etype) }
 }

@@ -24,12 +24,29 @@ export interface SessionOptions {
   server: string
   /** Get the service ticket in the AS exchange itself (2 round trips) instead of a TGS exchange. */
   asService: boolean
+  /**
+   * The verified ticket must carry the INITIAL flag (it came from an AS exchange, not a TGS
+   * one); default: `asService`. Only meaningful in AS mode.
+   */
+  requireInitial?: boolean
+  /** The only enctypes the AS exchange asks for, in preference order (required, non-empty). */
+  enctypes: readonly number[]
   ticketLifetimeS?: number
 }
 
 export interface NativeSession {
   asStart(password: Buffer): Promise<StepResult>
+  /** Restarts the AS exchange from `key` (a MEMORY keytab): no string-to-key after this. */
   useKey(enctype: number, key: Buffer): Promise<StepResult>
+  /** libkrb5's string-to-key, once (null salt: the default salt), then as `useKey`. */
+  usePassword(
+    enctype: number,
+    password: Buffer,
+    salt: Buffer | null,
+    s2kparams: Buffer | null,
+  ): Promise<StepResult>
+  /** The client's default salt (realm and name components); not while an operation runs. */
+  defaultSalt(): Buffer
   asStep(reply: Buffer): Promise<StepResult>
   tgsStart(): Promise<StepResult>
   tgsStep(reply: Buffer): Promise<StepResult>
@@ -58,6 +75,11 @@ export interface Krb5Codes {
   KRB5_KT_KVNONOTFOUND: number
   KRB5_PREAUTH_FAILED: number
   KRB5_GET_IN_TKT_LOOP: number
+  KRB5KRB_AP_ERR_TKT_INVALID: number
+  KRB5KRB_AP_ERR_TKT_NYV: number
+  KRB5KRB_AP_ERR_TKT_EXPIRED: number
+  KRB5_CONFIG_ETYPE_NOSUPP: number
+  KRB5_PROG_ETYPE_NOSUPP: number
 }
 
 /** Core dumps as they stand after the addon turned them off at load (native/src/hardening.h). */

@@ -9,7 +9,7 @@ import { SaslgateError } from '../errors.js'
 import { krb5ConfPath, readKrb5Conf } from './krb5-conf.js'
 import { krb5 } from './native.js'
 import { KdcClient, type KdcTransportOptions } from './transport.js'
-import { KerberosVerifier } from './verifier.js'
+import { KerberosVerifier, type VerifierOptions } from './verifier.js'
 
 export interface KerberosSettings {
   krb5ConfigPath: string
@@ -57,6 +57,7 @@ export async function resolveKerberosSettings(
 export interface KerberosHooks {
   onAttempt?: KdcTransportOptions['onAttempt']
   onBreakerChange?: KdcTransportOptions['onBreakerChange']
+  onRefusedReply?: VerifierOptions['onRefusedReply']
 }
 
 export function createVerifier(
@@ -83,7 +84,8 @@ export function createKerberos(
       volumeThreshold: config.kerberos.breakerVolumeThreshold,
       errorThresholdPercentage: config.kerberos.breakerErrorThresholdPercentage,
     },
-    ...hooks,
+    ...(hooks.onAttempt !== undefined ? { onAttempt: hooks.onAttempt } : {}),
+    ...(hooks.onBreakerChange !== undefined ? { onBreakerChange: hooks.onBreakerChange } : {}),
   })
   const verifier = new KerberosVerifier({
     transport,
@@ -91,7 +93,10 @@ export function createKerberos(
     keytab: settings.keytab,
     serviceTicketVia: config.kerberos.serviceTicketVia,
     maxS2kIterations: config.kerberos.maxS2kIterations,
+    enctypes: config.kerberos.enctypes,
+    requireDefaultSalt: config.kerberos.requireDefaultSalt,
     deriveKeys: config.kerberos.deriveKeys,
+    ...(hooks.onRefusedReply !== undefined ? { onRefusedReply: hooks.onRefusedReply } : {}),
   })
   return { verifier, transport }
 }

@@ -4,17 +4,29 @@
  * make a password pass. libkrb5 (through the addon) builds and reads every message; the
  * transport moves the bytes, so every wait has our deadline and no thread waits on a KDC.
  *
- * Before any KDC reply reaches libkrb5 its PA-ETYPE-INFO2 is read: absurd string-to-key
- * iteration counts are refused (the reply is unauthenticated), and for the enctypes we
- * handle the user's key is derived here with OpenSSL's PBKDF2 (node:crypto, off the event
- * loop) and handed to libkrb5 as a MEMORY keytab entry: ~3x cheaper than libk5crypto's
- * built-in SHA-1. Any other enctype or salt takes libkrb5's own password path.
+ * Before any KDC reply reaches libkrb5 it is inspected (unauthenticated, so a spoofer's):
+ * string-to-key iteration counts above the enctype's ceiling are refused, and so is a hint
+ * that offers none of the allowed enctypes (`kerberos.enctypes`: a downgrade to rc4 or des3).
+ *
+ * At most one string-to-key per check, by construction: at the first reply that asks for
+ * pre-authentication the user's key is derived once, here (OpenSSL's PBKDF2 through
+ * node:crypto, off the event loop, ~3x cheaper than libk5crypto's built-in SHA-1) or by
+ * libkrb5 in the addon (other enctypes, or `kerberos.deriveKeys` off), and the exchange
+ * restarts from a MEMORY keytab holding that key. From then on libkrb5 only looks keys up;
+ * its password path would run string-to-key again for every reply naming other parameters
+ * (a spoofed PREAUTH_FAILED, MORE_PREAUTH_DATA_REQUIRED or AS-REP). The password path only
+ * ever sees replies after which libkrb5 derives nothing or stops: an AS-REP to a request
+ * without pre-authentication (one string-to-key, then done) or a final error.
  */
 import { type ErrorCode, isSaslgateError, type Reason, SaslgateError } from '../errors.js'
+import { DEFAULT_ENCTYPES, parseEnctypes, S2K_DEFAULT_ITERATIONS } from './enctypes.js'
 import {
+  checkEnctypes,
   checkS2kSafety,
-  type EtypeInfo2Entry,
   inspectKdcReply,
+  type KdcReplyInfo,
+  KrbErrorCode,
+  type S2kChoice,
   s2kIterations,
 } from './etype-info.js'
 import { type Krb5Codes, krb5, type NativeSession, type StepResult } from './native.js'
@@ -29,20 +41,41 @@ export interface VerifierOptions {
   keytab: string
   /** `as`: service ticket in the AS exchange (2 round trips); `tgs`: a separate TGS exchange. */
   serviceTicketVia: 'as' | 'tgs'
-  /** Refuse KDC replies asking for more PBKDF2 iterations than this. */
+  /**
+   * Refuse KDC replies asking for more PBKDF2 iterations than this, for every enctype; 0:
+   * a ceiling per enctype, 4x its default (`s2kCeiling` in enctypes.ts).
+   */
   maxS2kIterations: number
+  /** The enctypes the AS exchange may use, by name, in preference order. */
+  enctypes: readonly string[]
+  /** Refuse a string-to-key hint whose salt is not the principal's default salt. */
+  requireDefaultSalt: boolean
   /** Derive keys with node:crypto where we can (else libkrb5 does string-to-key). */
   deriveKeys: boolean
   /** Lifetime asked for the throw-away tickets. */
   ticketLifetimeS: number
   /** Bound on round trips of one exchange (a loop guard). */
   maxRoundTrips: number
+  /** Called when a KDC reply is refused before libkrb5 sees it (for a log line). */
+  onRefusedReply?: (event: RefusedReplyEvent) => void
+}
+
+/** A KDC reply refused by the inspection: never a password, key or salt. */
+export interface RefusedReplyEvent {
+  realm: string
+  /** `host:port` of the KDC that sent it. */
+  kdc: string
+  reason: Reason
+  /** What was wrong, e.g. `no_allowed_enctype (offered 23)`. */
+  detail: string
 }
 
 export const DEFAULT_VERIFIER_OPTIONS = {
   keytab: '',
   serviceTicketVia: 'as',
-  maxS2kIterations: 100_000,
+  maxS2kIterations: 0,
+  enctypes: DEFAULT_ENCTYPES,
+  requireDefaultSalt: false,
   deriveKeys: true,
   ticketLifetimeS: 300,
   maxRoundTrips: 8,
@@ -102,18 +135,34 @@ function reasonForError(err: unknown): Reason {
     SASLGATE_ERR_KDC_BAD_REPLY: 'kdc_unavailable',
     SASLGATE_ERR_NO_KDC: 'kdc_unavailable',
     SASLGATE_ERR_UNSAFE_S2K: 'unsafe_kdc_reply',
+    SASLGATE_ERR_ENCTYPE_REFUSED: 'kdc_enctype_refused',
   }
   return map[err.code] ?? 'internal_error'
 }
 
 export class KerberosVerifier implements PasswordVerifier {
   readonly #o: VerifierOptions
+  /** `#o.enctypes` as numbers, preference order (validated once, at construction). */
+  readonly #enctypes: number[]
   #closed = false
 
   constructor(
     options: Pick<VerifierOptions, 'transport' | 'verifyPrincipal'> & Partial<VerifierOptions>,
   ) {
     this.#o = { ...DEFAULT_VERIFIER_OPTIONS, ...options }
+    this.#enctypes = parseEnctypes(this.#o.enctypes)
+    // Validates the override once (throws SASLGATE_ERR_CONFIG), not per reply.
+    checkS2kSafety({ kind: 'unknown' }, this.#o.maxS2kIterations)
+    const max = this.#o.maxS2kIterations
+    for (const etype of this.#enctypes) {
+      const def = S2K_DEFAULT_ITERATIONS.get(etype)
+      if (max > 0 && def !== undefined && max < def) {
+        throw new SaslgateError(
+          'SASLGATE_ERR_CONFIG',
+          `config option kerberos.maxS2kIterations: ${max} is below the default count of enctype ${etype} (${def}); every check with it would be refused`,
+        )
+      }
+    }
   }
 
   allKdcsDown(realm: string): boolean {
@@ -139,6 +188,8 @@ export class KerberosVerifier implements PasswordVerifier {
       client: principal,
       server: this.#o.verifyPrincipal(realm),
       asService: this.#o.serviceTicketVia === 'as',
+      requireInitial: this.#o.serviceTicketVia === 'as',
+      enctypes: this.#enctypes,
       ticketLifetimeS: this.#o.ticketLifetimeS,
     })
     const trips = { n: 0 }
@@ -153,10 +204,93 @@ export class KerberosVerifier implements PasswordVerifier {
       if (v.code !== 0) return { reason: 'verify_failed', roundTrips: trips.n, krb5Code: v.code }
       return { reason: 'ok', roundTrips: trips.n }
     } catch (err) {
-      return { reason: reasonForError(err), roundTrips: trips.n }
+      const reason = reasonForError(err)
+      if (err instanceof RefusedReply) this.#noteRefused(realm, err, reason)
+      return { reason, roundTrips: trips.n }
     } finally {
       session.close()
     }
+  }
+
+  #noteRefused(realm: string, err: RefusedReply, reason: Reason): void {
+    try {
+      this.#o.onRefusedReply?.({ realm, kdc: err.kdc, reason, detail: err.message })
+    } catch {
+      // a hook's failure must not change the answer
+    }
+  }
+
+  /**
+   * Refuses (throws) a reply whose string-to-key hint is unsafe, offers no allowed enctype,
+   * or (with `requireDefaultSalt`) names a salt other than the principal's default.
+   */
+  #inspect(
+    reply: Buffer,
+    kdc: string,
+    defaultSalt: () => Buffer,
+  ): { info: KdcReplyInfo; choice: S2kChoice } {
+    const info = inspectKdcReply(reply)
+    const safety = checkS2kSafety(info, this.#o.maxS2kIterations)
+    if (!safety.ok) {
+      throw new RefusedReply(
+        'SASLGATE_ERR_UNSAFE_S2K',
+        kdc,
+        `${safety.reason}${safety.etype !== undefined ? ` (enctype ${safety.etype}${safety.iterations !== undefined ? `, ${safety.iterations} iterations` : ''})` : ''}`,
+      )
+    }
+    const enctypes = checkEnctypes(info, this.#enctypes)
+    if (!enctypes.ok) {
+      throw new RefusedReply(
+        'SASLGATE_ERR_ENCTYPE_REFUSED',
+        kdc,
+        `${enctypes.reason} (offered ${enctypes.offered.join(' ') || 'none'}; allowed ${this.#enctypes.join(' ')})`,
+      )
+    }
+    const salt = enctypes.choice.salt
+    if (this.#o.requireDefaultSalt && salt !== undefined && !salt.equals(defaultSalt())) {
+      // The salt is as unauthenticated as the count: a spoofer that picks one salt for every
+      // user can reuse its dictionary work across all of them.
+      throw new RefusedReply('SASLGATE_ERR_UNSAFE_S2K', kdc, 'non_default_salt')
+    }
+    return { info, choice: enctypes.choice }
+  }
+
+  /**
+   * The one string-to-key of a check: derives the key for `choice` and restarts the AS
+   * exchange from it (node:crypto for AES when `deriveKeys`, else libkrb5 in the addon).
+   */
+  async #switchToKey(
+    session: NativeSession,
+    password: Buffer,
+    choice: S2kChoice,
+    signal: AbortSignal,
+  ): Promise<StepResult> {
+    if (this.#o.deriveKeys && supportsEtype(choice.etype)) {
+      const deriving = deriveKey({
+        etype: choice.etype,
+        password,
+        salt: choice.salt ?? session.defaultSalt(),
+        iterations: s2kIterations(choice.etype, choice.s2kparams)!,
+      })
+      let key: Buffer | undefined
+      try {
+        key = await bounded(deriving, signal)
+        // The addon copies the key into a wiped buffer of its own before this returns.
+        return await bounded(session.useKey(choice.etype, key), signal)
+      } finally {
+        // Wiped however this ends; a derivation outliving the deadline is wiped when it lands.
+        if (key !== undefined) key.fill(0)
+        else
+          void deriving.then(
+            (k) => k.fill(0),
+            () => {},
+          )
+      }
+    }
+    return bounded(
+      session.usePassword(choice.etype, password, choice.salt ?? null, choice.s2kparams ?? null),
+      signal,
+    )
   }
 
   async #asExchange(
@@ -170,7 +304,8 @@ export class KerberosVerifier implements PasswordVerifier {
     let step = await bounded(session.asStart(password), signal)
     let tcp = false
     let kdc: string | undefined
-    let first = true
+    // Whether the one string-to-key of this check has run (see the header).
+    let keyed = false
     for (;;) {
       if (step.code === codes.KRB5KRB_ERR_RESPONSE_TOO_BIG && step.continue) tcp = true
       else if (step.code !== 0) {
@@ -195,53 +330,17 @@ export class KerberosVerifier implements PasswordVerifier {
       trips.n++
       kdc = sent.kdc
       if (sent.protocol === 'tcp') tcp = true
-      const info = inspectKdcReply(sent.reply)
-      const safety = checkS2kSafety(info, this.#o.maxS2kIterations)
-      if (!safety.ok) {
-        throw new SaslgateError(
-          'SASLGATE_ERR_UNSAFE_S2K',
-          `KDC ${sent.kdc} sent unusable string-to-key parameters (${safety.reason}${safety.iterations !== undefined ? `, ${safety.iterations} iterations` : ''})`,
-        )
-      }
-      const entries: EtypeInfo2Entry[] = info.eTypeInfo2 ?? []
-      if (
-        first &&
-        this.#o.deriveKeys &&
-        info.kind === 'krb-error' &&
-        info.errorCode === 25 &&
-        entries[0] !== undefined &&
-        supportsEtype(entries[0].etype) &&
-        entries[0].salt !== undefined
-      ) {
-        const e = entries[0]
-        const deriving = deriveKey({
-          etype: e.etype,
-          password,
-          salt: Buffer.from(e.salt as Buffer | string),
-          iterations: s2kIterations(e.etype, e.s2kparams) ?? 4096,
-        })
-        let key: Buffer | undefined
-        try {
-          key = await bounded(deriving, signal)
-          // The addon copies the key into a wiped buffer of its own before this returns.
-          const restarted = await bounded(session.useKey(e.etype, key), signal)
-          if (restarted.code !== 0) {
-            return {
-              done: true,
-              result: { reason: 'internal_error', roundTrips: trips.n, krb5Code: restarted.code },
-            }
+      const { info, choice } = this.#inspect(sent.reply, sent.kdc, () => session.defaultSalt())
+      if (!keyed && asksForPreauth(info)) {
+        keyed = true
+        const restarted = await this.#switchToKey(session, password, choice, signal)
+        if (restarted.code !== 0) {
+          return {
+            done: true,
+            result: { reason: 'internal_error', roundTrips: trips.n, krb5Code: restarted.code },
           }
-        } finally {
-          // Wiped however this ends; a derivation outliving the deadline is wiped when it lands.
-          if (key !== undefined) key.fill(0)
-          else
-            void deriving.then(
-              (k) => k.fill(0),
-              () => {},
-            )
         }
       }
-      first = false
       step = await bounded(session.asStep(sent.reply), signal)
     }
   }
@@ -281,4 +380,31 @@ export class KerberosVerifier implements PasswordVerifier {
     this.#closed = true
     await this.#o.transport.close()
   }
+}
+
+/** A KDC reply refused by the inspection, with the KDC that sent it. */
+class RefusedReply extends SaslgateError {
+  readonly kdc: string
+  constructor(code: ErrorCode, kdc: string, detail: string) {
+    super(code, detail)
+    this.kdc = kdc
+  }
+}
+
+/**
+ * A KRB-ERROR after which libkrb5's password path would run pre-authentication, i.e.
+ * string-to-key (get_in_tkt.c `init_creds_step_reply`, 1.20): PREAUTH_REQUIRED,
+ * PREAUTH_FAILED and MORE_PREAUTH_DATA_REQUIRED with padata. Any other error ends the
+ * exchange or restarts it without a key.
+ */
+function asksForPreauth(info: KdcReplyInfo): boolean {
+  if (info.kind !== 'krb-error') return false
+  if (
+    info.errorCode !== KrbErrorCode.preauthRequired &&
+    info.errorCode !== KrbErrorCode.preauthFailed &&
+    info.errorCode !== KrbErrorCode.morePreauthDataRequired
+  ) {
+    return false
+  }
+  return (info.paTypes?.length ?? 0) > 0
 }

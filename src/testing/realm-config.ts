@@ -83,7 +83,10 @@ export function principalCount(o: ResolvedOptions): { password: number; total: n
 
 export function buildCommands(o: ResolvedOptions): string[] {
   const cmds: string[] = []
-  for (const u of o.users) cmds.push(`addprinc +requires_preauth -pw ${kq(u.password)} ${u.name}`)
+  for (const u of o.users) {
+    const keys = u.enctypes !== undefined ? `-e ${kq(u.enctypes)} ` : ''
+    cmds.push(`addprinc +requires_preauth ${keys}-pw ${kq(u.password)} ${u.name}`)
+  }
   for (const u of o.expiredUsers) {
     cmds.push(`addprinc +requires_preauth -pw ${kq(u.password)} ${u.name}`)
   }

@@ -9,6 +9,8 @@ import { SaslgateError } from '../errors.js'
 export interface RealmUser {
   name: string
   password: string
+  /** Only these keys (`addprinc -e`, e.g. `rc4-hmac:normal`); default: the realm's enctypes. */
+  enctypes?: string
 }
 
 export interface LockoutPolicy {
@@ -125,6 +127,9 @@ export function checkUser(user: RealmUser, where: string): void {
   }
   if (/^bulk\d{4}$/.test(user.name)) configError(`realm option ${where}.name is reserved`)
   checkPassword(user.password, `${where}.password`)
+  if (user.enctypes !== undefined && !ENCTYPES_RE.test(user.enctypes)) {
+    configError(`realm option ${where}.enctypes is invalid`)
+  }
 }
 
 function checkPassword(password: string, where: string): void {

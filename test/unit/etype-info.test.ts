@@ -2,9 +2,10 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { isSaslgateError } from '../../src/errors.js'
+import { DEFAULT_ENCTYPES, parseEnctypes, s2kCeiling } from '../../src/kerberos/enctypes.js'
 import {
+  checkEnctypes,
   checkS2kSafety,
-  DEFAULT_S2K_SAFETY,
   type ETypeInfo2Entry,
   inspectKdcReply,
   type KdcReplyInfo,
@@ -400,15 +401,27 @@ describe('checkS2kSafety', () => {
   const check = (entry: Buffer, max?: number) =>
     checkS2kSafety(inspectKdcReply(preauthRequired(entry)), max)
 
-  it('default maximum is 100000', () => {
-    assert.equal(DEFAULT_S2K_SAFETY.maxIterations, 100_000)
-    assert.deepEqual(check(entry2(18, 's', u32(100_000))), { ok: true })
-    assert.deepEqual(check(entry2(18, 's', u32(100_001))), {
-      ok: false,
-      reason: 'too_many_iterations',
-      etype: 18,
-      iterations: 100_001,
-    })
+  it('default ceiling is per enctype: 4x its default count', () => {
+    for (const [etype, ceiling] of [
+      [17, 16_384],
+      [18, 16_384],
+      [19, 131_072],
+      [20, 131_072],
+      [25, 131_072],
+      [26, 131_072],
+    ] as const) {
+      assert.equal(s2kCeiling(etype), ceiling)
+      assert.deepEqual(check(entry2(etype, 's', u32(ceiling))), { ok: true }, `${etype}`)
+      assert.deepEqual(check(entry2(etype, 's', u32(ceiling + 1))), {
+        ok: false,
+        reason: 'too_many_iterations',
+        etype,
+        iterations: ceiling + 1,
+      })
+    }
+    // The old global 100,000 let an AES-SHA1 reply ask ~24x the normal work: no more.
+    assert.equal(check(entry2(18, 's', u32(100_000))).ok, false)
+    assert.equal(s2kCeiling(23), undefined)
   })
 
   it('refuses absurd counts: 0xFFFFFF, 2^32-1 and 0 (= 2^32)', () => {
@@ -438,11 +451,13 @@ describe('checkS2kSafety', () => {
     assert.deepEqual(check(entry2(20, 's', u32(32768))), { ok: true })
   })
 
-  it('the maximum is the caller’s', () => {
+  it('an override (kerberos.maxS2kIterations > 0) is one ceiling for every enctype', () => {
     assert.deepEqual(check(entry2(18, 's', u32(50_000)), 60_000), { ok: true })
     assert.equal(check(entry2(18, 's', u32(50_000)), 40_000).ok, false)
     assert.equal(check(entry2(18, 's', u32(500_000)), 1_000_000).ok, true)
-    for (const bad of [0, -1, 1.5, Number.NaN]) {
+    assert.equal(check(entry2(20, 's', u32(32_768)), 20_000).ok, false)
+    assert.deepEqual(check(entry2(18, 's', u32(16_385)), 0).ok, false)
+    for (const bad of [-1, 1.5, Number.NaN]) {
       assert.throws(
         () => check(entry2(18), bad),
         (err: unknown) => isSaslgateError(err, 'SASLGATE_ERR_CONFIG'),
@@ -474,6 +489,99 @@ describe('checkS2kSafety', () => {
   it('is ok for replies without string-to-key parameters', () => {
     assert.deepEqual(checkS2kSafety({ kind: 'unknown' }), { ok: true })
     assert.deepEqual(checkS2kSafety(inspectKdcReply(krbError(6))), { ok: true })
+  })
+})
+
+describe('checkEnctypes (the allow-list, kerberos.enctypes)', () => {
+  const AES = parseEnctypes(DEFAULT_ENCTYPES)
+
+  it('the default allow-list is AES with SHA-1 and SHA-2, aes256 first', () => {
+    assert.deepEqual(AES, [18, 17, 20, 19])
+    assert.deepEqual(parseEnctypes(['rc4-hmac', 'ARCFOUR-HMAC', 'aes256-cts']), [23, 18])
+    for (const bad of [[], ['aes512-cts'], ['des-cbc-crc']]) {
+      assert.throws(
+        () => parseEnctypes(bad),
+        (err: unknown) =>
+          isSaslgateError(err, 'SASLGATE_ERR_CONFIG') &&
+          (err as Error).message.includes('kerberos.enctypes'),
+      )
+    }
+  })
+
+  it('refuses an rc4-only or des3-only hint (a downgrade), in KRB-ERROR and AS-REP', () => {
+    for (const etype of [23, 16, 24]) {
+      assert.deepEqual(checkEnctypes(inspectKdcReply(preauthRequired(entry2(etype))), AES), {
+        ok: false,
+        reason: 'no_allowed_enctype',
+        offered: [etype],
+      })
+    }
+    const as = inspectKdcReply(asRep(seq(paData(19, eTypeInfo2(entry2(23, 'x'))))))
+    assert.equal(checkEnctypes(as, AES).ok, false)
+    // the old PA-ETYPE-INFO, read by libkrb5 when there is no PA-ETYPE-INFO2
+    const old = inspectKdcReply(
+      krbError(
+        25,
+        methodData(paData(11, seq(seq(ctx(0, int(23)), ctx(1, octets(Buffer.from('x'))))))),
+      ),
+    )
+    assert.equal(checkEnctypes(old, AES).ok, false)
+    // allowed when configured
+    assert.equal(checkEnctypes(inspectKdcReply(preauthRequired(entry2(23))), [23]).ok, true)
+  })
+
+  it('picks what libkrb5 picks: the first allowed enctype in allow-list order', () => {
+    const info = inspectKdcReply(
+      preauthRequired(entry2(23, 'r'), entry2(17, 'salt17'), entry2(18, 'salt18', u32(8192))),
+    )
+    const r = checkEnctypes(info, AES)
+    assert.ok(r.ok)
+    assert.equal(r.choice.etype, 18)
+    assert.equal(latin1(r.choice.salt), 'salt18')
+    assert.equal(r.choice.s2kparams?.readUInt32BE(0), 8192)
+    const r2 = checkEnctypes(info, [17, 18])
+    assert.ok(r2.ok)
+    assert.equal(r2.choice.etype, 17)
+  })
+
+  it('no hint: the first allowed enctype with the PA-PW-SALT or the default salt', () => {
+    const encTs = methodData(paData(2, Buffer.alloc(0)))
+    const none = checkEnctypes(inspectKdcReply(krbError(25, encTs)), AES)
+    assert.deepEqual(none, { ok: true, choice: { etype: 18 } })
+    // an error other than PREAUTH_REQUIRED carries no offer to judge
+    assert.deepEqual(checkEnctypes(inspectKdcReply(krbError(6)), AES), {
+      ok: true,
+      choice: { etype: 18 },
+    })
+    const pw = checkEnctypes(
+      inspectKdcReply(krbError(25, methodData(paData(3, Buffer.from('PWsalt'))))),
+      AES,
+    )
+    assert.ok(pw.ok)
+    assert.equal(latin1(pw.choice.salt), 'PWsalt')
+  })
+
+  it('refuses a PREAUTH_REQUIRED with no hint and no usable method (MIT: no key of an allowed enctype)', () => {
+    // What MIT 1.20 sends for a principal with only an rc4 key: PA-FX-FAST and PA-FX-COOKIE.
+    const mit = methodData(paData(136, Buffer.alloc(0)), paData(133, Buffer.from('MIT')))
+    assert.deepEqual(checkEnctypes(inspectKdcReply(krbError(25, mit)), AES), {
+      ok: false,
+      reason: 'no_allowed_enctype',
+      offered: [],
+    })
+    assert.equal(checkEnctypes(inspectKdcReply(krbError(25)), AES).ok, false)
+    const spake = methodData(paData(151, Buffer.alloc(0)))
+    assert.equal(checkEnctypes(inspectKdcReply(krbError(25, spake)), AES).ok, true)
+  })
+
+  it('refuses two PA-ETYPE-INFO2 (which one libkrb5 reads is a parser detail)', () => {
+    const info = inspectKdcReply(
+      krbError(
+        25,
+        methodData(paData(19, eTypeInfo2(entry2(23))), paData(19, eTypeInfo2(entry2(18)))),
+      ),
+    )
+    assert.equal(checkEnctypes(info, AES).ok, false)
   })
 })
 
@@ -535,7 +643,7 @@ describe('fuzz (fast-check)', () => {
             const n = p.length === 0 ? 0 : p.readUInt32BE(0)
             const count = p.length === 0 ? (etype < 19 ? 4096 : 32768) : n === 0 ? 2 ** 32 : n
             const min = etype < 19 ? 4096 : 32768
-            assert.equal(result.ok, count >= min && count <= 100_000)
+            assert.equal(result.ok, count >= min && count <= 4 * min)
           }
         },
       ),
