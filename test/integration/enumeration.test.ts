@@ -38,6 +38,7 @@ import { decide } from '../support/enumeration-rule.js'
 
 const TRIES = Number(process.env.ENUM_TRIES ?? 1000)
 const WARMUP = 100
+const TEST_TIMEOUT_MS = 15 * 60_000
 /** A directory to record each comparison's samples in (JSON), for the false-failure bench. */
 const RECORD = process.env.ENUM_RECORD
 
@@ -151,7 +152,11 @@ describe(`no enumeration: unknown user vs wrong password, ${TRIES} tries each`, 
     }
   })
 
-  test('warm verdict cache (the same wrong password again and again)', async (t) => {
+  // Each refusal waits for its hold (about 1.25x the slowest recent wrong password): on a
+  // loaded host 1,000 pairs take minutes, more than the runner's default test timeout.
+  test('warm verdict cache (the same wrong password again and again)', {
+    timeout: TEST_TIMEOUT_MS,
+  }, async (t) => {
     const pair: Pair = {
       unknown: { login: unknownName(9999), password: 'Repeated-guess-1' },
       wrong: { login: realName(1), password: 'Repeated-guess-1' },
@@ -167,7 +172,9 @@ describe(`no enumeration: unknown user vs wrong password, ${TRIES} tries each`, 
     )
   })
 
-  test('cold verdict cache (one guess per name, every password different)', async (t) => {
+  test('cold verdict cache (one guess per name, every password different)', {
+    timeout: TEST_TIMEOUT_MS,
+  }, async (t) => {
     const pairs = (from: number, n: number, tag: string): Pair[] =>
       Array.from({ length: n }, (_, i) => ({
         unknown: { login: unknownName(from + i), password: `Cold-${tag}-${from + i}-x` },
@@ -177,7 +184,9 @@ describe(`no enumeration: unknown user vs wrong password, ${TRIES} tries each`, 
     await verdict(t, 'cold', await compare(pairs(2, TRIES - 1, 'm'), 3))
   })
 
-  test('one name, many passwords (the guard takes over after a few)', async (t) => {
+  test('one name, many passwords (the guard takes over after a few)', {
+    timeout: TEST_TIMEOUT_MS,
+  }, async (t) => {
     const pairs = Array.from({ length: TRIES }, (_, i) => ({
       unknown: { login: unknownName(9998), password: `Guess-${i}-x` },
       wrong: { login: 'alice', password: `Guess-${i}-y` },
