@@ -10,13 +10,19 @@
  * loop) and handed to libkrb5 as a MEMORY keytab entry: ~3x cheaper than libk5crypto's
  * built-in SHA-1. Any other enctype or salt takes libkrb5's own password path.
  */
-import { type ErrorCode, isSaslgateError, type Reason, SaslgateError } from '../errors.js'
+import { type ErrorCode, isSaslgateError, type Reason, Reasons, SaslgateError } from '../errors.js'
 import {
   checkS2kSafety,
   type EtypeInfo2Entry,
   inspectKdcReply,
   s2kIterations,
 } from './etype-info.js'
+import {
+  KdcError,
+  reasonForAsCode,
+  reasonForTgsCode,
+  reasonForVerifyCode,
+} from './krb5-verdicts.js'
 import { type Krb5Codes, krb5, type NativeSession, type StepResult } from './native.js'
 import { deriveKey, supportsEtype } from './string-to-key.js'
 import type { KdcTransport, PasswordVerifier, VerifyResult } from './types.js'
@@ -37,6 +43,11 @@ export interface VerifierOptions {
   ticketLifetimeS: number
   /** Bound on round trips of one exchange (a loop guard). */
   maxRoundTrips: number
+  /**
+   * Told when the KDC says it does not know the verify principal (`known: false`, again at
+   * most every VERIFY_PRINCIPAL_REPORT_MS while it lasts) and when it knows it again.
+   */
+  onVerifyPrincipal?: (event: { principal: string; known: boolean }) => void
 }
 
 export const DEFAULT_VERIFIER_OPTIONS = {
@@ -49,6 +60,24 @@ export const DEFAULT_VERIFIER_OPTIONS = {
 } as const satisfies Partial<VerifierOptions>
 
 type Outcome = { done: true; result: VerifyResult } | { done: false; step: StepResult }
+
+/** What one check has done so far: round trips, and whether pre-authentication went out. */
+interface Progress {
+  n: number
+  /** A request went out after the KDC asked for pre-authentication (a counted guess). */
+  preauthSent: boolean
+  /** The KDC showed it knows the verify principal (AS mode: it asked for preauth). */
+  serverKnown: boolean
+}
+
+/** A missing verify principal is reported again at most this often while it lasts. */
+export const VERIFY_PRINCIPAL_REPORT_MS = 60_000
+
+function result(reason: Reason, p: Progress, krb5Code?: number): VerifyResult {
+  const r: VerifyResult = { reason, roundTrips: p.n, preauthSent: p.preauthSent }
+  if (krb5Code !== undefined) r.krb5Code = krb5Code
+  return r
+}
 
 /** Races a promise against the signal: libkrb5 work cannot be interrupted, our wait can. */
 function bounded<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -70,27 +99,6 @@ function bounded<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   })
 }
 
-export function reasonForKrb5Code(code: number, c: Krb5Codes): Reason {
-  switch (code) {
-    case c.KRB5KDC_ERR_PREAUTH_FAILED:
-    case c.KRB5_PREAUTH_FAILED:
-    case c.KRB5KRB_AP_ERR_BAD_INTEGRITY:
-    case c.KRB5KRB_AP_ERR_MODIFIED:
-      return 'bad_password'
-    case c.KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN:
-      return 'unknown_principal'
-    case c.KRB5KDC_ERR_KEY_EXP:
-      return 'password_expired'
-    case c.KRB5KDC_ERR_CLIENT_REVOKED:
-      return 'principal_locked'
-    case c.KRB5KDC_ERR_POLICY:
-    case c.KRB5KDC_ERR_NAME_EXP:
-      return 'principal_disabled'
-    default:
-      return 'kdc_refused'
-  }
-}
-
 function reasonForError(err: unknown): Reason {
   if (!isSaslgateError(err)) return 'internal_error'
   const map: Partial<Record<ErrorCode, Reason>> = {
@@ -108,6 +116,8 @@ function reasonForError(err: unknown): Reason {
 
 export class KerberosVerifier implements PasswordVerifier {
   readonly #o: VerifierOptions
+  /** Verify principals the KDC said it does not know -> when that was last reported. */
+  readonly #unknownServers = new Map<string, number>()
   #closed = false
 
   constructor(
@@ -131,31 +141,81 @@ export class KerberosVerifier implements PasswordVerifier {
       password.length === 0 ||
       password.includes(0)
     ) {
-      return { reason: 'malformed_request', roundTrips: 0 }
+      return { reason: 'malformed_request', roundTrips: 0, preauthSent: false }
     }
-    if (this.#o.transport.allOpen(realm)) return { reason: 'breakers_open', roundTrips: 0 }
+    if (this.#o.transport.allOpen(realm)) {
+      return { reason: 'breakers_open', roundTrips: 0, preauthSent: false }
+    }
+    const server = this.#o.verifyPrincipal(realm)
+    const progress: Progress = { n: 0, preauthSent: false, serverKnown: false }
+    const r = await this.#check(principal, server, realm, password, signal, progress)
+    return this.#noteServer(server, r, progress)
+  }
+
+  async #check(
+    principal: string,
+    server: string,
+    realm: string,
+    password: Buffer,
+    signal: AbortSignal,
+    progress: Progress,
+  ): Promise<VerifyResult> {
     const { Session, codes } = krb5()
     const session = new Session({
       client: principal,
-      server: this.#o.verifyPrincipal(realm),
+      server,
       asService: this.#o.serviceTicketVia === 'as',
       ticketLifetimeS: this.#o.ticketLifetimeS,
     })
-    const trips = { n: 0 }
     try {
-      const as = await this.#asExchange(session, realm, password, signal, trips, codes)
+      const as = await this.#asExchange(session, realm, password, signal, progress, codes)
       if (as.done) return as.result
       if (this.#o.serviceTicketVia === 'tgs') {
-        const tgs = await this.#tgsExchange(session, realm, signal, trips, codes)
+        const tgs = await this.#tgsExchange(session, realm, signal, progress, codes)
         if (tgs.done) return tgs.result
       }
+      progress.serverKnown = true // a ticket for it came back
       const v = await bounded(session.verify(this.#o.keytab), signal)
-      if (v.code !== 0) return { reason: 'verify_failed', roundTrips: trips.n, krb5Code: v.code }
-      return { reason: 'ok', roundTrips: trips.n }
+      if (v.code !== 0) return result(reasonForVerifyCode(v.code), progress, v.code)
+      return result('ok', progress)
     } catch (err) {
-      return { reason: reasonForError(err), roundTrips: trips.n }
+      return result(reasonForError(err), progress)
     } finally {
       session.close()
+    }
+  }
+
+  /**
+   * A KDC that does not know the verify principal fails every check: say so (rate-limited)
+   * and, until a check shows the principal exists, answer every check that way. Else an
+   * unknown user (refused before the server is looked up) would get "invalid" and a known
+   * one "unavailable": an enumeration oracle, and verdicts cached during a config error.
+   */
+  #noteServer(server: string, r: VerifyResult, progress: Progress): VerifyResult {
+    const now = performance.now()
+    const reportedAt = this.#unknownServers.get(server)
+    if (r.reason === 'verify_principal_unknown') {
+      if (reportedAt === undefined || now - reportedAt >= VERIFY_PRINCIPAL_REPORT_MS) {
+        this.#unknownServers.set(server, now)
+        this.#report(server, false)
+      }
+      return r
+    }
+    if (reportedAt === undefined) return r
+    if (progress.serverKnown) {
+      this.#unknownServers.delete(server)
+      this.#report(server, true)
+      return r
+    }
+    if (Reasons[r.reason].decision === 'unavailable') return r
+    return { ...r, reason: 'verify_principal_unknown' }
+  }
+
+  #report(principal: string, known: boolean): void {
+    try {
+      this.#o.onVerifyPrincipal?.({ principal, known })
+    } catch {
+      // a logging hook must never break a check
     }
   }
 
@@ -164,29 +224,28 @@ export class KerberosVerifier implements PasswordVerifier {
     realm: string,
     password: Buffer,
     signal: AbortSignal,
-    trips: { n: number },
+    trips: Progress,
     codes: Krb5Codes,
   ): Promise<Outcome> {
     let step = await bounded(session.asStart(password), signal)
     let tcp = false
     let kdc: string | undefined
     let first = true
+    let preauthAsked = false
     for (;;) {
       if (step.code === codes.KRB5KRB_ERR_RESPONSE_TOO_BIG && step.continue) tcp = true
       else if (step.code !== 0) {
-        return {
-          done: true,
-          result: {
-            reason: reasonForKrb5Code(step.code, codes),
-            roundTrips: trips.n,
-            krb5Code: step.code,
-          },
-        }
+        const reason = reasonForAsCode(step.code, trips.preauthSent)
+        return { done: true, result: result(reason, trips, step.code) }
       }
       if (!step.continue) return { done: false, step }
       if (trips.n >= this.#o.maxRoundTrips || step.out === null) {
-        return { done: true, result: { reason: 'internal_error', roundTrips: trips.n } }
+        return { done: true, result: result('internal_error', trips) }
       }
+      // From here the KDC may count this password against the user (lockout), whatever
+      // comes back (a forged error racing the real PREAUTH_FAILED included): the pipeline
+      // keeps the budget unit charged.
+      if (preauthAsked) trips.preauthSent = true
       const sent = await this.#o.transport.send(step.realm ?? realm, step.out, {
         signal,
         tcp,
@@ -196,6 +255,15 @@ export class KerberosVerifier implements PasswordVerifier {
       kdc = sent.kdc
       if (sent.protocol === 'tcp') tcp = true
       const info = inspectKdcReply(sent.reply)
+      if (
+        info.kind === 'krb-error' &&
+        (info.errorCode === KdcError.PREAUTH_REQUIRED ||
+          info.errorCode === KdcError.MORE_PREAUTH_DATA_REQUIRED)
+      ) {
+        preauthAsked = true
+        // In AS mode the KDC looks the service up before it asks for pre-authentication.
+        if (this.#o.serviceTicketVia === 'as') trips.serverKnown = true
+      }
       const safety = checkS2kSafety(info, this.#o.maxS2kIterations)
       if (!safety.ok) {
         throw new SaslgateError(
@@ -227,10 +295,7 @@ export class KerberosVerifier implements PasswordVerifier {
           const restarted = await bounded(session.useKey(e.etype, key), signal)
           key.fill(0)
           if (restarted.code !== 0) {
-            return {
-              done: true,
-              result: { reason: 'internal_error', roundTrips: trips.n, krb5Code: restarted.code },
-            }
+            return { done: true, result: result('internal_error', trips, restarted.code) }
           }
         }
       }
@@ -243,7 +308,7 @@ export class KerberosVerifier implements PasswordVerifier {
     session: NativeSession,
     realm: string,
     signal: AbortSignal,
-    trips: { n: number },
+    trips: Progress,
     codes: Krb5Codes,
   ): Promise<Outcome> {
     let step = await bounded(session.tgsStart(), signal)
@@ -252,15 +317,11 @@ export class KerberosVerifier implements PasswordVerifier {
     for (;;) {
       if (step.code === codes.KRB5KRB_ERR_RESPONSE_TOO_BIG && step.continue) tcp = true
       else if (step.code !== 0) {
-        const reason: Reason =
-          step.code === codes.KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN
-            ? 'kdc_refused'
-            : reasonForKrb5Code(step.code, codes)
-        return { done: true, result: { reason, roundTrips: trips.n, krb5Code: step.code } }
+        return { done: true, result: result(reasonForTgsCode(step.code), trips, step.code) }
       }
       if (!step.continue) return { done: false, step }
       if (++rounds > this.#o.maxRoundTrips || step.out === null) {
-        return { done: true, result: { reason: 'internal_error', roundTrips: trips.n } }
+        return { done: true, result: result('internal_error', trips) }
       }
       const sent = await this.#o.transport.send(step.realm ?? realm, step.out, { signal, tcp })
       trips.n++
