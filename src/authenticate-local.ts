@@ -64,6 +64,15 @@ export async function buildLocalAuthenticator(
         ? obs.onBreakerChange(e)
         : logger.warn({ kdc: e.kdc, state: e.state }, 'KDC breaker changed state'),
     ...(obs !== undefined ? { onAttempt: (e) => obs.onKdcAttempt(e) } : {}),
+    onVerifyPrincipal: (e) => {
+      if (e.known)
+        logger.info({ verifyPrincipal: e.principal }, 'the KDC knows the verify principal again')
+      else
+        logger.error(
+          { verifyPrincipal: e.principal },
+          `configuration error: the KDC does not know the verify principal ${e.principal} (S_PRINCIPAL_UNKNOWN); every check answers unavailable and nothing is cached until it exists: create it (kadmin addprinc -randkey) and put its keys in the keytab, or set kerberos.verifyPrincipal`,
+        )
+    },
   })
   const mapper = mapperFromConfig(config, settings.defaultRealm)
   const guardStore =
