@@ -69,6 +69,15 @@ export async function buildLocalAuthenticator(
         { realm: e.realm, kdc: e.kdc, reason: e.reason, detail: e.detail },
         'refused a KDC reply before libkrb5 saw it (spoofed or misconfigured KDC)',
       ),
+    onVerifyPrincipal: (e) => {
+      if (e.known)
+        logger.info({ verifyPrincipal: e.principal }, 'the KDC knows the verify principal again')
+      else
+        logger.error(
+          { verifyPrincipal: e.principal },
+          `configuration error: the KDC does not know the verify principal ${e.principal} (S_PRINCIPAL_UNKNOWN); every check answers unavailable and nothing is cached until it exists: create it (kadmin addprinc -randkey) and put its keys in the keytab, or set kerberos.verifyPrincipal`,
+        )
+    },
   })
   const mapper = mapperFromConfig(config, settings.defaultRealm)
   const guardStore =

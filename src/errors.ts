@@ -27,7 +27,6 @@ export const Reasons = {
     decision: 'invalid',
     text: 'the ticket did not verify against the keytab (rogue or misconfigured KDC)',
   },
-  kdc_refused: { decision: 'invalid', text: 'the KDC refused the request for another reason' },
   unmappable_login: { decision: 'invalid', text: 'the login does not map to an allowed principal' },
   malformed_request: { decision: 'invalid', text: 'empty, over-long, or NUL-containing field' },
   cached_invalid: { decision: 'invalid', text: 'known-bad credentials from the verdict cache' },
@@ -48,6 +47,26 @@ export const Reasons = {
   kdc_enctype_refused: {
     decision: 'unavailable',
     text: 'a KDC reply offered none of the allowed enctypes (kerberos.enctypes) and was refused',
+  },
+  kdc_refused: {
+    decision: 'unavailable',
+    text: 'the KDC answered an error that says nothing about the user (not cached, not counted)',
+  },
+  verify_principal_unknown: {
+    decision: 'unavailable',
+    text: 'the KDC does not know the verify principal (a configuration error: every check fails)',
+  },
+  kdc_reply_modified: {
+    decision: 'unavailable',
+    text: 'a KDC reply failed its integrity check or does not match the request (forged or broken)',
+  },
+  kdc_clock_skew: {
+    decision: 'unavailable',
+    text: "a KDC reply's time is outside the allowed clock skew (skewed clock or forged reply)",
+  },
+  krb5_local_error: {
+    decision: 'unavailable',
+    text: 'libkrb5 failed locally (keytab, parameters, memory, unknown code): fail closed',
   },
   internal_error: { decision: 'unavailable', text: 'an internal error (fail closed)' },
   upstream_unavailable: { decision: 'unavailable', text: 'no saslgate service answered in time' },
@@ -76,6 +95,7 @@ export const ErrorCodes = {
   SASLGATE_ERR_KDC_TIMEOUT: 'a KDC did not answer within the attempt timeout',
   SASLGATE_ERR_KDC_UNREACHABLE: 'a KDC refused or dropped the connection',
   SASLGATE_ERR_KDC_BAD_REPLY: 'a KDC sent bytes that are not a Kerberos reply',
+  SASLGATE_ERR_KDC_DNS: 'a KDC host name could not be resolved (hosts file, then DNS)',
   SASLGATE_ERR_NO_KDC: 'no KDC is configured for the realm',
   SASLGATE_ERR_BREAKERS_OPEN: 'every KDC breaker for the realm is open',
   SASLGATE_ERR_DEADLINE: 'the overall deadline passed',

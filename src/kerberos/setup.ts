@@ -50,14 +50,40 @@ export async function resolveKerberosSettings(
   }
   const keytab = config.kerberos.keytab || env.KRB5_KTNAME || '/etc/krb5.keytab'
   const base = config.kerberos.verifyPrincipal || `host/${hostname().toLowerCase()}`
+  checkVerifyPrincipalRealm(config, base, defaultRealm)
   const verifyPrincipal = (realm: string) => (base.includes('@') ? base : `${base}@${realm}`)
   return { krb5ConfigPath: path, defaultRealm, kdcs, keytab, verifyPrincipal }
+}
+
+/** Every realm a login may map to (as the principal mapper is built from the config). */
+function loginRealms(config: Config, defaultRealm: string): string[] {
+  const realms = new Set([defaultRealm, ...config.realm.allowed.map((r) => r.toUpperCase())])
+  for (const realm of Object.values(config.realm.domainRealms)) realms.add(realm.toUpperCase())
+  return [...realms]
+}
+
+/**
+ * In AS mode the user's own KDC issues the service ticket in the AS exchange: it can only
+ * do that for a service of its own realm, so a verify principal of another realm fails every
+ * check. Refused at start; the TGS mode gets a cross-realm service ticket.
+ */
+function checkVerifyPrincipalRealm(config: Config, base: string, defaultRealm: string): void {
+  const at = base.lastIndexOf('@')
+  if (at < 0 || config.kerberos.serviceTicketVia !== 'as') return
+  const realm = base.slice(at + 1)
+  const others = loginRealms(config, defaultRealm).filter((r) => r !== realm)
+  if (others.length === 0) return
+  throw new SaslgateError(
+    'SASLGATE_ERR_CONFIG',
+    `config option kerberos.verifyPrincipal: ${base} is in realm ${realm || '(none)'} but logins map to ${others.join(', ')}; with kerberos.serviceTicketVia=as the service ticket comes from the user's own KDC and every check would fail: set kerberos.serviceTicketVia=tgs (cross-realm) or give the principal without @REALM`,
+  )
 }
 
 export interface KerberosHooks {
   onAttempt?: KdcTransportOptions['onAttempt']
   onBreakerChange?: KdcTransportOptions['onBreakerChange']
   onRefusedReply?: VerifierOptions['onRefusedReply']
+  onVerifyPrincipal?: VerifierOptions['onVerifyPrincipal']
 }
 
 export function createVerifier(
@@ -75,6 +101,7 @@ export function createKerberos(
   hooks: KerberosHooks = {},
 ): { verifier: KerberosVerifier; transport: KdcClient } {
   krb5().configure(settings.krb5ConfigPath)
+  const { onVerifyPrincipal, onRefusedReply: _refused, ...transportHooks } = hooks
   const transport = new KdcClient({
     realms: settings.kdcs,
     udpAttemptTimeoutMs: config.kerberos.udpAttemptTimeoutMs,
@@ -84,10 +111,10 @@ export function createKerberos(
       volumeThreshold: config.kerberos.breakerVolumeThreshold,
       errorThresholdPercentage: config.kerberos.breakerErrorThresholdPercentage,
     },
-    ...(hooks.onAttempt !== undefined ? { onAttempt: hooks.onAttempt } : {}),
-    ...(hooks.onBreakerChange !== undefined ? { onBreakerChange: hooks.onBreakerChange } : {}),
+    ...transportHooks,
   })
   const verifier = new KerberosVerifier({
+    ...(onVerifyPrincipal ? { onVerifyPrincipal } : {}),
     transport,
     verifyPrincipal: settings.verifyPrincipal,
     keytab: settings.keytab,

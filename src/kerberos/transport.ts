@@ -5,11 +5,21 @@
  * One `send`: KDCs in order (the preferred one first), skipping those whose breaker is
  * open; UDP first unless asked for TCP or the request is over `udpPreferenceLimit`; a
  * timeout, refusal or garbage moves on to the next KDC at once; KRB_ERR_RESPONSE_TOO_BIG
- * over UDP resends the same request to the same KDC over TCP. The list is walked
- * `passes` times while the caller's signal allows. Sockets live for one attempt.
+ * over UDP resends the same request to the same KDC over TCP; KDC_ERR_SVC_UNAVAILABLE
+ * (error 29: the KDC is up but cannot serve, e.g. its database is down) is that KDC's
+ * failure and moves on, as MIT's sendto_kdc does. The list is walked `passes` times while
+ * the caller's signal allows.
+ *
+ * As in MIT's sendto_kdc, a UDP attempt that timed out keeps listening until the send
+ * settles: a slow KDC's late reply is taken, whichever attempt is under way then. TCP
+ * sockets live for one attempt.
+ *
+ * KDC host names are resolved before an attempt starts (kdc-resolver.ts: hosts file and
+ * c-ares, never getaddrinfo on the thread pool), within the attempt timeout; a name that
+ * does not resolve skips that KDC without counting against its breaker (DNS is not the
+ * KDC's fault).
  */
 import dgram from 'node:dgram'
-import { lookup } from 'node:dns/promises'
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { SaslgateError } from '../errors.js'
@@ -22,11 +32,29 @@ import {
   KdcBreakers,
 } from './kdc-breakers.js'
 import { classifyKdcReply, KRB_ERR_RESPONSE_TOO_BIG } from './kdc-message.js'
+import {
+  DEFAULT_RESOLVER_OPTIONS,
+  KdcResolver,
+  type KdcResolverOptions,
+  type ResolvedAddress,
+} from './kdc-resolver.js'
 import type { KdcProtocol, KdcReply, KdcSendOptions, KdcTransport } from './types.js'
 
 export type { BreakerState } from './kdc-breakers.js'
 
-export type KdcAttemptOutcome = 'reply' | 'timeout' | 'refused' | 'error' | 'too_big' | 'aborted'
+/**
+ * `late_reply`: an earlier attempt's late reply settled the send while this one waited.
+ * `error` details include `dns` (the name did not resolve in time; neutral for the breaker)
+ * and `svc_unavailable` (KRB-ERROR 29).
+ */
+export type KdcAttemptOutcome =
+  | 'reply'
+  | 'timeout'
+  | 'refused'
+  | 'error'
+  | 'too_big'
+  | 'aborted'
+  | 'late_reply'
 
 export interface KdcAttemptEvent {
   realm: string
@@ -55,16 +83,17 @@ export interface KdcTransportOptions {
   passes: number
   /** Largest TCP reply accepted (length prefix above it: the attempt fails). */
   maxReplyBytes: number
-  /** How long a resolved KDC hostname is reused. */
-  dnsCacheTtlMs: number
+  /** KDC host name resolution (TTLs, c-ares timeout and tries, servers, hosts file). */
+  dns: KdcResolverOptions
   breaker: KdcBreakerOptions
   onAttempt?: (event: KdcAttemptEvent) => void
   onBreakerChange?: BreakerChangeListener
 }
 
-export type KdcTransportInit = Partial<Omit<KdcTransportOptions, 'breaker' | 'realms'>> & {
+export type KdcTransportInit = Partial<Omit<KdcTransportOptions, 'breaker' | 'realms' | 'dns'>> & {
   realms: Record<string, readonly string[]>
   breaker?: Partial<KdcBreakerOptions>
+  dns?: Partial<KdcResolverOptions>
 }
 
 export const DEFAULT_TRANSPORT_OPTIONS: Readonly<Omit<KdcTransportOptions, 'realms'>> =
@@ -75,7 +104,7 @@ export const DEFAULT_TRANSPORT_OPTIONS: Readonly<Omit<KdcTransportOptions, 'real
     maxAttemptsPerKdc: 1,
     passes: 2,
     maxReplyBytes: 65536,
-    dnsCacheTtlMs: 30000,
+    dns: DEFAULT_RESOLVER_OPTIONS,
     breaker: DEFAULT_BREAKER_OPTIONS,
   })
 
@@ -135,8 +164,12 @@ export function parseKdcAddress(spec: string, defaultPort = DEFAULT_KDC_PORT): K
   return { host, port, family, key: family === 6 ? `[${host}]:${port}` : `${host}:${port}` }
 }
 
+/** KRB-ERROR 29, KDC_ERR_SVC_UNAVAILABLE. */
+const KDC_ERR_SVC_UNAVAILABLE = 29
+
 type AttemptResult =
   | { outcome: 'reply'; reply: Buffer }
+  | { outcome: 'late_reply'; late: LateReply }
   | { outcome: 'too_big' }
   | { outcome: 'timeout' }
   | { outcome: 'refused' }
@@ -145,9 +178,48 @@ type AttemptResult =
 
 type Finish = (result: AttemptResult) => void
 
-interface ResolvedAddress {
-  address: string
-  family: 4 | 6
+interface LateReply {
+  reply: Buffer
+  /** The KDC and attempt whose socket it came to. */
+  kdc: string
+  attempt: number
+}
+
+/**
+ * The UDP sockets of one send's timed-out attempts, still listening. A late reply settles
+ * the attempt under way (`current`), or waits for the next one; `close()` when the send
+ * settles.
+ */
+class LateReplies {
+  readonly #closers: Array<() => void> = []
+  #arrived: LateReply | undefined
+  current: ((late: LateReply) => void) | undefined
+
+  /** The first late reply, if one came. */
+  arrived(): LateReply | undefined {
+    return this.#arrived
+  }
+
+  keep(close: () => void): void {
+    this.#closers.push(close)
+  }
+
+  deliver(late: LateReply): void {
+    if (this.#arrived !== undefined) return // the first one wins
+    this.#arrived = late
+    this.current?.(late)
+  }
+
+  close(): void {
+    this.current = undefined
+    for (const close of this.#closers.splice(0)) {
+      try {
+        close()
+      } catch {
+        // already closed
+      }
+    }
+  }
 }
 
 function positiveInt(name: string, value: number, min = 1): number {
@@ -184,20 +256,27 @@ export class KdcClient implements KdcTransport {
   readonly #breakers: KdcBreakers
   /** Cancels every attempt under way (close()). */
   readonly #inflight = new Set<() => void>()
-  readonly #dnsCache = new Map<string, { value: ResolvedAddress; expiresAt: number }>()
-  readonly #dnsPending = new Map<string, Promise<ResolvedAddress>>()
+  readonly #resolver: KdcResolver
   #closed = false
 
   constructor(init: KdcTransportInit) {
-    const { realms, breaker, ...rest } = init
-    const o = { ...DEFAULT_TRANSPORT_OPTIONS, ...rest }
+    const { realms, breaker, dns, ...rest } = init
+    const o = {
+      ...DEFAULT_TRANSPORT_OPTIONS,
+      ...rest,
+      dns: { ...DEFAULT_RESOLVER_OPTIONS, ...dns },
+    }
     positiveInt('udpAttemptTimeoutMs', o.udpAttemptTimeoutMs)
     positiveInt('tcpAttemptTimeoutMs', o.tcpAttemptTimeoutMs)
     positiveInt('udpPreferenceLimit', o.udpPreferenceLimit, 0)
     positiveInt('maxAttemptsPerKdc', o.maxAttemptsPerKdc)
     positiveInt('passes', o.passes)
     positiveInt('maxReplyBytes', o.maxReplyBytes, 64)
-    positiveInt('dnsCacheTtlMs', o.dnsCacheTtlMs, 0)
+    positiveInt('dns.ttlMs', o.dns.ttlMs, 0)
+    positiveInt('dns.staleMs', o.dns.staleMs, 0)
+    positiveInt('dns.negativeTtlMs', o.dns.negativeTtlMs, 0)
+    positiveInt('dns.timeoutMs', o.dns.timeoutMs)
+    positiveInt('dns.tries', o.dns.tries)
     const b = { ...DEFAULT_BREAKER_OPTIONS, ...breaker }
     positiveInt('breaker.resetTimeoutMs', b.resetTimeoutMs)
     positiveInt('breaker.volumeThreshold', b.volumeThreshold, 0)
@@ -208,6 +287,7 @@ export class KdcClient implements KdcTransport {
     }
     this.#options = o
     this.#breakers = new KdcBreakers(b, o.onBreakerChange)
+    this.#resolver = new KdcResolver(o.dns)
     for (const [realm, specs] of Object.entries(realms ?? {})) {
       const seen = new Set<string>()
       const list: KdcAddress[] = []
@@ -240,43 +320,100 @@ export class KdcClient implements KdcTransport {
       options.tcp || request.length > this.#options.udpPreferenceLimit ? 'tcp' : 'udp'
     let attempt = 0
     const tally: Record<string, number> = {}
+    const late = new LateReplies()
+    const lateReply = (l: LateReply): KdcReply => ({
+      reply: l.reply,
+      kdc: l.kdc,
+      protocol: 'udp',
+      attempt: l.attempt,
+    })
 
-    for (let pass = 0; pass < this.#options.passes; pass++) {
-      for (const kdc of order) {
-        for (let n = 0; n < this.#options.maxAttemptsPerKdc; n++) {
-          const ticket = this.#breakers.admit(kdc.key)
-          if (!ticket) break
-          let verdict: BreakerVerdict = 'neutral'
-          try {
+    try {
+      for (let pass = 0; pass < this.#options.passes; pass++) {
+        for (const kdc of order) {
+          for (let n = 0; n < this.#options.maxAttemptsPerKdc; n++) {
+            const early = late.arrived()
+            if (early) return lateReply(early)
+            if (!this.#breakers.isAvailable(kdc.key)) break
+            // Resolved before the breaker is asked: a slow or failing resolver is not the
+            // KDC's failure, and its wait is not taken from the attempt timeout.
             attempt++
-            let result = await this.#attempt(realm, kdc, protocol, request, signal, attempt)
-            if (result.outcome === 'too_big') {
-              protocol = 'tcp' // the reply does not fit a datagram: TCP for the rest
-              attempt++
-              result = await this.#attempt(realm, kdc, protocol, request, signal, attempt)
-            }
-            if (result.outcome === 'aborted') {
-              verdict = ticket.probe ? 'failure' : 'neutral'
+            const address =
+              kdc.family !== 0
+                ? { address: kdc.host, family: kdc.family }
+                : await this.#addressOf(realm, kdc, protocol, signal, attempt, late)
+            if (address === 'aborted') {
               if (this.#closed) {
                 throw new SaslgateError('SASLGATE_ERR_CLOSED', 'the KDC transport was closed')
               }
               throw abortError(signal)
             }
-            if (result.outcome === 'reply') {
-              verdict = 'success'
-              return { reply: result.reply, kdc: kdc.key, protocol, attempt }
+            if (address === 'dns') {
+              tally.dns = (tally.dns ?? 0) + 1
+              break // next KDC
             }
-            verdict = 'failure'
-            tally[result.outcome] = (tally[result.outcome] ?? 0) + 1
-            if (result.outcome !== 'timeout') break // refused or broken: next KDC now
-          } finally {
-            ticket.settle(verdict)
+            if ('reply' in address) return lateReply(address)
+            const ticket = this.#breakers.admit(kdc.key)
+            if (!ticket) break
+            let verdict: BreakerVerdict = 'neutral'
+            try {
+              let result = await this.#attempt(
+                realm,
+                kdc,
+                address,
+                protocol,
+                request,
+                signal,
+                attempt,
+                late,
+              )
+              if (result.outcome === 'too_big') {
+                protocol = 'tcp' // the reply does not fit a datagram: TCP for the rest
+                attempt++
+                result = await this.#attempt(
+                  realm,
+                  kdc,
+                  address,
+                  protocol,
+                  request,
+                  signal,
+                  attempt,
+                  late,
+                )
+              }
+              if (result.outcome === 'aborted') {
+                verdict = ticket.probe ? 'failure' : 'neutral'
+                if (this.#closed) {
+                  throw new SaslgateError('SASLGATE_ERR_CLOSED', 'the KDC transport was closed')
+                }
+                throw abortError(signal)
+              }
+              if (result.outcome === 'late_reply') {
+                // This KDC had no fair chance; a probe that did not answer stays unproven.
+                verdict = ticket.probe ? 'failure' : 'neutral'
+                return lateReply(result.late)
+              }
+              if (result.outcome === 'reply') {
+                verdict = 'success'
+                return { reply: result.reply, kdc: kdc.key, protocol, attempt }
+              }
+              verdict = 'failure'
+              const key = result.outcome === 'error' ? result.detail : result.outcome
+              tally[key] = (tally[key] ?? 0) + 1
+              if (result.outcome !== 'timeout') break // refused or broken: next KDC now
+            } finally {
+              ticket.settle(verdict)
+            }
           }
+          if (signal.aborted) throw abortError(signal)
+          if (this.#closed)
+            throw new SaslgateError('SASLGATE_ERR_CLOSED', 'the KDC transport was closed')
         }
-        if (signal.aborted) throw abortError(signal)
-        if (this.#closed)
-          throw new SaslgateError('SASLGATE_ERR_CLOSED', 'the KDC transport was closed')
       }
+      const last = late.arrived()
+      if (last) return lateReply(last)
+    } finally {
+      late.close()
     }
 
     const summary = Object.entries(tally)
@@ -301,63 +438,129 @@ export class KdcClient implements KdcTransport {
     return this.#breakers.states()
   }
 
+  /** Host-name look-ups made so far (cache hits excluded). */
+  dnsLookups(): number {
+    return this.#resolver.lookups
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     for (const cancel of [...this.#inflight]) cancel()
     this.#inflight.clear()
     this.#breakers.close()
-    this.#dnsCache.clear()
+    this.#resolver.close()
+  }
+
+  #emit(event: KdcAttemptEvent): void {
+    const hook = this.#options.onAttempt
+    if (!hook) return
+    try {
+      hook(event)
+    } catch {
+      // a telemetry hook must never break the transport
+    }
+  }
+
+  /**
+   * A KDC host name's address through the resolver (IP literals never come here), waited for
+   * at most one attempt timeout (the look-up goes on and fills the cache for later sends).
+   * A failure is reported as an `error`/`dns` attempt.
+   */
+  async #addressOf(
+    realm: string,
+    kdc: KdcAddress,
+    protocol: KdcProtocol,
+    signal: AbortSignal,
+    attempt: number,
+    late: LateReplies,
+  ): Promise<ResolvedAddress | LateReply | 'dns' | 'aborted'> {
+    if (signal.aborted || this.#closed) return 'aborted'
+    const started = performance.now()
+    const timeoutMs =
+      protocol === 'udp' ? this.#options.udpAttemptTimeoutMs : this.#options.tcpAttemptTimeoutMs
+    const outcome = await new Promise<ResolvedAddress | LateReply | 'dns' | 'aborted'>(
+      (resolve) => {
+        const cleanups: Array<() => void> = []
+        const done = (v: ResolvedAddress | LateReply | 'dns' | 'aborted') => {
+          for (const c of cleanups.splice(0)) c()
+          resolve(v)
+        }
+        const onAbort = () => done('aborted')
+        signal.addEventListener('abort', onAbort, { once: true })
+        cleanups.push(() => signal.removeEventListener('abort', onAbort))
+        this.#inflight.add(onAbort)
+        cleanups.push(() => this.#inflight.delete(onAbort))
+        late.current = done
+        cleanups.push(() => {
+          late.current = undefined
+        })
+        const timer = setTimeout(() => done('dns'), timeoutMs)
+        timer.unref()
+        cleanups.push(() => clearTimeout(timer))
+        this.#resolver.resolve(kdc.host).then(done, () => done('dns'))
+      },
+    )
+    if (outcome === 'dns') {
+      this.#emit({
+        realm,
+        kdc: kdc.key,
+        protocol,
+        attempt,
+        outcome: 'error',
+        detail: 'dns',
+        durationMs: performance.now() - started,
+      })
+    }
+    return outcome
   }
 
   /** One attempt on one KDC; never rejects. */
   async #attempt(
     realm: string,
     kdc: KdcAddress,
+    address: ResolvedAddress,
     protocol: KdcProtocol,
     request: Buffer,
     signal: AbortSignal,
     attempt: number,
+    late: LateReplies,
   ): Promise<AttemptResult> {
     const started = performance.now()
-    const result = await this.#run(kdc, protocol, request, signal)
-    const hook = this.#options.onAttempt
-    if (hook) {
-      const event: KdcAttemptEvent = {
-        realm,
-        kdc: kdc.key,
-        protocol,
-        attempt,
-        outcome: result.outcome,
-        durationMs: performance.now() - started,
-      }
-      if (result.outcome === 'error') event.detail = result.detail
-      try {
-        hook(event)
-      } catch {
-        // a telemetry hook must never break the transport
-      }
+    const result = await this.#run(kdc, address, protocol, request, signal, attempt, late)
+    const event: KdcAttemptEvent = {
+      realm,
+      kdc: kdc.key,
+      protocol,
+      attempt,
+      outcome: result.outcome,
+      durationMs: performance.now() - started,
     }
+    if (result.outcome === 'error') event.detail = result.detail
+    this.#emit(event)
     return result
   }
 
   #run(
     kdc: KdcAddress,
+    address: ResolvedAddress,
     protocol: KdcProtocol,
     request: Buffer,
     signal: AbortSignal,
+    attempt: number,
+    late: LateReplies,
   ): Promise<AttemptResult> {
     const timeoutMs =
       protocol === 'udp' ? this.#options.udpAttemptTimeoutMs : this.#options.tcpAttemptTimeoutMs
     return new Promise<AttemptResult>((resolve) => {
-      const cleanups: Array<() => void> = []
+      const cleanups: Array<(result: AttemptResult) => void> = []
       let done = false
       const finish: Finish = (result) => {
         if (done) return
         done = true
         for (const cleanup of cleanups) {
           try {
-            cleanup()
+            cleanup(result)
           } catch {
             // closing an already closed socket
           }
@@ -366,10 +569,16 @@ export class KdcClient implements KdcTransport {
       }
       const onAbort = () => finish({ outcome: 'aborted' })
       if (signal.aborted || this.#closed) return onAbort()
+      const early = late.arrived()
+      if (early) return finish({ outcome: 'late_reply', late: early })
       signal.addEventListener('abort', onAbort, { once: true })
       cleanups.push(() => signal.removeEventListener('abort', onAbort))
       this.#inflight.add(onAbort)
       cleanups.push(() => this.#inflight.delete(onAbort))
+      late.current = (l) => finish({ outcome: 'late_reply', late: l })
+      cleanups.push(() => {
+        late.current = undefined
+      })
       let badReplies = 0
       const timer = setTimeout(
         () =>
@@ -383,89 +592,87 @@ export class KdcClient implements KdcTransport {
       const onBadReply = () => {
         badReplies++
       }
-
-      this.#resolveAddress(kdc).then(
-        (address) => {
-          if (done) return
-          try {
-            if (protocol === 'udp') {
-              udpExchange(address, kdc.port, request, finish, cleanups, onBadReply)
-            } else {
-              tcpExchange(address, kdc.port, request, this.#options.maxReplyBytes, finish, cleanups)
-            }
-          } catch (err) {
-            finish({ outcome: 'error', detail: errnoOf(err) }) // e.g. EMFILE thrown at once
-          }
-        },
-        () => finish({ outcome: 'error', detail: 'dns' }),
-      )
+      try {
+        if (protocol === 'udp') {
+          udpExchange(address, kdc.port, request, finish, cleanups, onBadReply, {
+            keep: (close) => late.keep(close),
+            deliver: (reply) => late.deliver({ reply, kdc: kdc.key, attempt }),
+          })
+        } else {
+          tcpExchange(address, kdc.port, request, this.#options.maxReplyBytes, finish, cleanups)
+        }
+      } catch (err) {
+        finish({ outcome: 'error', detail: errnoOf(err) }) // e.g. EMFILE thrown at once
+      }
     })
-  }
-
-  /** IP literals as they are; hostnames through dns.lookup, cached, one lookup at a time. */
-  #resolveAddress(kdc: KdcAddress): Promise<ResolvedAddress> {
-    if (kdc.family !== 0) return Promise.resolve({ address: kdc.host, family: kdc.family })
-    const now = performance.now()
-    const cached = this.#dnsCache.get(kdc.host)
-    if (cached && cached.expiresAt > now) return Promise.resolve(cached.value)
-    let pending = this.#dnsPending.get(kdc.host)
-    if (!pending) {
-      pending = lookup(kdc.host).then(
-        ({ address, family }) => {
-          const value: ResolvedAddress = { address, family: family === 6 ? 6 : 4 }
-          this.#dnsPending.delete(kdc.host)
-          if (!this.#closed && this.#options.dnsCacheTtlMs > 0) {
-            this.#dnsCache.set(kdc.host, {
-              value,
-              expiresAt: performance.now() + this.#options.dnsCacheTtlMs,
-            })
-          }
-          return value
-        },
-        (err: unknown) => {
-          this.#dnsPending.delete(kdc.host)
-          throw err
-        },
-      )
-      this.#dnsPending.set(kdc.host, pending)
-    }
-    return pending
   }
 }
 
-/** One UDP request/reply on a connected socket (the kernel drops datagrams from others). */
+/** What a KRB-ERROR that ends an attempt means (undefined: a reply for the caller). */
+function replyOutcome(msg: Buffer): AttemptResult | 'garbage' {
+  const info = classifyKdcReply(msg)
+  if (!info) return 'garbage'
+  if (info.kind === 'krb-error' && info.errorCode === KRB_ERR_RESPONSE_TOO_BIG) {
+    return { outcome: 'too_big' }
+  }
+  // The KDC cannot serve now (e.g. its database is down): its failure, try the next one.
+  if (info.kind === 'krb-error' && info.errorCode === KDC_ERR_SVC_UNAVAILABLE) {
+    return { outcome: 'error', detail: 'svc_unavailable' }
+  }
+  return { outcome: 'reply', reply: msg }
+}
+
+/**
+ * One UDP request/reply on a connected socket (the kernel drops datagrams from others).
+ * After a timeout the socket goes on listening: `late.keep` gets its closer, a late reply
+ * goes to `late.deliver`.
+ */
 function udpExchange(
   to: ResolvedAddress,
   port: number,
   request: Buffer,
   finish: Finish,
-  cleanups: Array<() => void>,
+  cleanups: Array<(result: AttemptResult) => void>,
   onBadReply: () => void,
+  late: { keep: (close: () => void) => void; deliver: (reply: Buffer) => void },
 ): void {
   const socket = dgram.createSocket(to.family === 6 ? 'udp6' : 'udp4')
   let closed = false
-  cleanups.push(() => {
+  let lingering = false
+  const close = () => {
+    if (closed) return
     closed = true
     socket.close()
+  }
+  cleanups.push((result) => {
+    const timedOut =
+      result.outcome === 'timeout' || (result.outcome === 'error' && result.detail === 'bad_reply')
+    if (timedOut && !closed) {
+      lingering = true
+      late.keep(close)
+    } else close()
   })
   socket.on('error', (err) => {
+    if (lingering) return close()
     // a connected socket reports ICMP port unreachable as ECONNREFUSED
     if (errnoOf(err) === 'ECONNREFUSED') finish({ outcome: 'refused' })
     else finish({ outcome: 'error', detail: errnoOf(err) })
   })
   socket.on('message', (msg) => {
-    const info = classifyKdcReply(msg)
-    if (!info) return onBadReply() // garbage: keep waiting for a real reply
-    if (info.kind === 'krb-error' && info.errorCode === KRB_ERR_RESPONSE_TOO_BIG) {
-      finish({ outcome: 'too_big' })
-    } else {
-      finish({ outcome: 'reply', reply: msg })
+    const outcome = replyOutcome(msg)
+    if (outcome === 'garbage') {
+      if (!lingering) onBadReply() // keep waiting for a real reply
+      return
     }
+    if (!lingering) return finish(outcome)
+    // Only a real answer settles the send late; TOO_BIG or error 29 are that KDC's
+    // failure, already counted when its attempt timed out.
+    if (outcome.outcome === 'reply') late.deliver(msg)
   })
   socket.connect(port, to.address, () => {
     if (closed) return
     socket.send(request, (err) => {
-      if (err) finish({ outcome: 'error', detail: errnoOf(err) })
+      if (err && !lingering) finish({ outcome: 'error', detail: errnoOf(err) })
     })
   })
 }
@@ -477,7 +684,7 @@ function tcpExchange(
   request: Buffer,
   maxReplyBytes: number,
   finish: Finish,
-  cleanups: Array<() => void>,
+  cleanups: Array<(result: AttemptResult) => void>,
 ): void {
   const socket = net.connect({ host: to.address, port, family: to.family, noDelay: true })
   cleanups.push(() => socket.destroy())
@@ -503,9 +710,8 @@ function tcpExchange(
     }
     if (expected >= 0 && received >= 4 + expected) {
       const all = Buffer.concat(chunks, received)
-      const reply = all.subarray(4, 4 + expected)
-      if (classifyKdcReply(reply)) finish({ outcome: 'reply', reply: Buffer.from(reply) })
-      else finish({ outcome: 'error', detail: 'bad_reply' })
+      const outcome = replyOutcome(Buffer.from(all.subarray(4, 4 + expected)))
+      finish(outcome === 'garbage' ? { outcome: 'error', detail: 'bad_reply' } : outcome)
     }
   })
   socket.on('error', (err) => {

@@ -5,6 +5,12 @@ export interface VerifyResult {
   reason: Reason
   /** KDC round trips used (for metrics and tests). */
   roundTrips: number
+  /**
+   * A pre-authenticated request (the password's proof) was sent to a KDC: the KDC may have
+   * counted it against the user, so its budget unit stays charged. Absent: taken as sent
+   * when any round trip was made (fail closed).
+   */
+  preauthSent?: boolean
   /** libkrb5's error code when the check failed inside libkrb5. */
   krb5Code?: number
 }

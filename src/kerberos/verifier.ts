@@ -18,7 +18,7 @@
  * ever sees replies after which libkrb5 derives nothing or stops: an AS-REP to a request
  * without pre-authentication (one string-to-key, then done) or a final error.
  */
-import { type ErrorCode, isSaslgateError, type Reason, SaslgateError } from '../errors.js'
+import { type ErrorCode, isSaslgateError, type Reason, Reasons, SaslgateError } from '../errors.js'
 import { DEFAULT_ENCTYPES, parseEnctypes, S2K_DEFAULT_ITERATIONS } from './enctypes.js'
 import {
   checkEnctypes,
@@ -29,6 +29,12 @@ import {
   type S2kChoice,
   s2kIterations,
 } from './etype-info.js'
+import {
+  KdcError,
+  reasonForAsCode,
+  reasonForTgsCode,
+  reasonForVerifyCode,
+} from './krb5-verdicts.js'
 import { type Krb5Codes, krb5, type NativeSession, type StepResult } from './native.js'
 import { deriveKey, supportsEtype } from './string-to-key.js'
 import type { KdcTransport, PasswordVerifier, VerifyResult } from './types.js'
@@ -58,6 +64,11 @@ export interface VerifierOptions {
   maxRoundTrips: number
   /** Called when a KDC reply is refused before libkrb5 sees it (for a log line). */
   onRefusedReply?: (event: RefusedReplyEvent) => void
+  /**
+   * Told when the KDC says it does not know the verify principal (`known: false`, again at
+   * most every VERIFY_PRINCIPAL_REPORT_MS while it lasts) and when it knows it again.
+   */
+  onVerifyPrincipal?: (event: { principal: string; known: boolean }) => void
 }
 
 /** A KDC reply refused by the inspection: never a password, key or salt. */
@@ -103,25 +114,22 @@ function bounded<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   })
 }
 
-export function reasonForKrb5Code(code: number, c: Krb5Codes): Reason {
-  switch (code) {
-    case c.KRB5KDC_ERR_PREAUTH_FAILED:
-    case c.KRB5_PREAUTH_FAILED:
-    case c.KRB5KRB_AP_ERR_BAD_INTEGRITY:
-    case c.KRB5KRB_AP_ERR_MODIFIED:
-      return 'bad_password'
-    case c.KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN:
-      return 'unknown_principal'
-    case c.KRB5KDC_ERR_KEY_EXP:
-      return 'password_expired'
-    case c.KRB5KDC_ERR_CLIENT_REVOKED:
-      return 'principal_locked'
-    case c.KRB5KDC_ERR_POLICY:
-    case c.KRB5KDC_ERR_NAME_EXP:
-      return 'principal_disabled'
-    default:
-      return 'kdc_refused'
-  }
+/** What one check has done so far: round trips, and whether pre-authentication went out. */
+interface Progress {
+  n: number
+  /** A request went out after the KDC asked for pre-authentication (a counted guess). */
+  preauthSent: boolean
+  /** The KDC showed it knows the verify principal (AS mode: it asked for preauth). */
+  serverKnown: boolean
+}
+
+/** A missing verify principal is reported again at most this often while it lasts. */
+export const VERIFY_PRINCIPAL_REPORT_MS = 60_000
+
+function result(reason: Reason, p: Progress, krb5Code?: number): VerifyResult {
+  const r: VerifyResult = { reason, roundTrips: p.n, preauthSent: p.preauthSent }
+  if (krb5Code !== undefined) r.krb5Code = krb5Code
+  return r
 }
 
 function reasonForError(err: unknown): Reason {
@@ -144,6 +152,8 @@ export class KerberosVerifier implements PasswordVerifier {
   readonly #o: VerifierOptions
   /** `#o.enctypes` as numbers, preference order (validated once, at construction). */
   readonly #enctypes: number[]
+  /** Verify principals the KDC said it does not know -> when that was last reported. */
+  readonly #unknownServers = new Map<string, number>()
   #closed = false
 
   constructor(
@@ -180,35 +190,85 @@ export class KerberosVerifier implements PasswordVerifier {
       password.length === 0 ||
       password.includes(0)
     ) {
-      return { reason: 'malformed_request', roundTrips: 0 }
+      return { reason: 'malformed_request', roundTrips: 0, preauthSent: false }
     }
-    if (this.#o.transport.allOpen(realm)) return { reason: 'breakers_open', roundTrips: 0 }
+    if (this.#o.transport.allOpen(realm)) {
+      return { reason: 'breakers_open', roundTrips: 0, preauthSent: false }
+    }
+    const server = this.#o.verifyPrincipal(realm)
+    const progress: Progress = { n: 0, preauthSent: false, serverKnown: false }
+    const r = await this.#check(principal, server, realm, password, signal, progress)
+    return this.#noteServer(server, r, progress)
+  }
+
+  async #check(
+    principal: string,
+    server: string,
+    realm: string,
+    password: Buffer,
+    signal: AbortSignal,
+    progress: Progress,
+  ): Promise<VerifyResult> {
     const { Session, codes } = krb5()
     const session = new Session({
       client: principal,
-      server: this.#o.verifyPrincipal(realm),
+      server,
       asService: this.#o.serviceTicketVia === 'as',
       requireInitial: this.#o.serviceTicketVia === 'as',
       enctypes: this.#enctypes,
       ticketLifetimeS: this.#o.ticketLifetimeS,
     })
-    const trips = { n: 0 }
     try {
-      const as = await this.#asExchange(session, realm, password, signal, trips, codes)
+      const as = await this.#asExchange(session, realm, password, signal, progress, codes)
       if (as.done) return as.result
       if (this.#o.serviceTicketVia === 'tgs') {
-        const tgs = await this.#tgsExchange(session, realm, signal, trips, codes)
+        const tgs = await this.#tgsExchange(session, realm, signal, progress, codes)
         if (tgs.done) return tgs.result
       }
+      progress.serverKnown = true // a ticket for it came back
       const v = await bounded(session.verify(this.#o.keytab), signal)
-      if (v.code !== 0) return { reason: 'verify_failed', roundTrips: trips.n, krb5Code: v.code }
-      return { reason: 'ok', roundTrips: trips.n }
+      if (v.code !== 0) return result(reasonForVerifyCode(v.code), progress, v.code)
+      return result('ok', progress)
     } catch (err) {
       const reason = reasonForError(err)
       if (err instanceof RefusedReply) this.#noteRefused(realm, err, reason)
-      return { reason, roundTrips: trips.n }
+      return result(reason, progress)
     } finally {
       session.close()
+    }
+  }
+
+  /**
+   * A KDC that does not know the verify principal fails every check: say so (rate-limited)
+   * and, until a check shows the principal exists, answer every check that way. Else an
+   * unknown user (refused before the server is looked up) would get "invalid" and a known
+   * one "unavailable": an enumeration oracle, and verdicts cached during a config error.
+   */
+  #noteServer(server: string, r: VerifyResult, progress: Progress): VerifyResult {
+    const now = performance.now()
+    const reportedAt = this.#unknownServers.get(server)
+    if (r.reason === 'verify_principal_unknown') {
+      if (reportedAt === undefined || now - reportedAt >= VERIFY_PRINCIPAL_REPORT_MS) {
+        this.#unknownServers.set(server, now)
+        this.#report(server, false)
+      }
+      return r
+    }
+    if (reportedAt === undefined) return r
+    if (progress.serverKnown) {
+      this.#unknownServers.delete(server)
+      this.#report(server, true)
+      return r
+    }
+    if (Reasons[r.reason].decision === 'unavailable') return r
+    return { ...r, reason: 'verify_principal_unknown' }
+  }
+
+  #report(principal: string, known: boolean): void {
+    try {
+      this.#o.onVerifyPrincipal?.({ principal, known })
+    } catch {
+      // a logging hook must never break a check
     }
   }
 
@@ -298,7 +358,7 @@ export class KerberosVerifier implements PasswordVerifier {
     realm: string,
     password: Buffer,
     signal: AbortSignal,
-    trips: { n: number },
+    trips: Progress,
     codes: Krb5Codes,
   ): Promise<Outcome> {
     let step = await bounded(session.asStart(password), signal)
@@ -306,22 +366,21 @@ export class KerberosVerifier implements PasswordVerifier {
     let kdc: string | undefined
     // Whether the one string-to-key of this check has run (see the header).
     let keyed = false
+    let preauthAsked = false
     for (;;) {
       if (step.code === codes.KRB5KRB_ERR_RESPONSE_TOO_BIG && step.continue) tcp = true
       else if (step.code !== 0) {
-        return {
-          done: true,
-          result: {
-            reason: reasonForKrb5Code(step.code, codes),
-            roundTrips: trips.n,
-            krb5Code: step.code,
-          },
-        }
+        const reason = reasonForAsCode(step.code, trips.preauthSent)
+        return { done: true, result: result(reason, trips, step.code) }
       }
       if (!step.continue) return { done: false, step }
       if (trips.n >= this.#o.maxRoundTrips || step.out === null) {
-        return { done: true, result: { reason: 'internal_error', roundTrips: trips.n } }
+        return { done: true, result: result('internal_error', trips) }
       }
+      // From here the KDC may count this password against the user (lockout), whatever
+      // comes back (a forged error racing the real PREAUTH_FAILED included): the pipeline
+      // keeps the budget unit charged.
+      if (preauthAsked) trips.preauthSent = true
       const sent = await this.#o.transport.send(step.realm ?? realm, step.out, {
         signal,
         tcp,
@@ -331,14 +390,20 @@ export class KerberosVerifier implements PasswordVerifier {
       kdc = sent.kdc
       if (sent.protocol === 'tcp') tcp = true
       const { info, choice } = this.#inspect(sent.reply, sent.kdc, () => session.defaultSalt())
+      if (
+        info.kind === 'krb-error' &&
+        (info.errorCode === KdcError.PREAUTH_REQUIRED ||
+          info.errorCode === KdcError.MORE_PREAUTH_DATA_REQUIRED)
+      ) {
+        preauthAsked = true
+        // In AS mode the KDC looks the service up before it asks for pre-authentication.
+        if (this.#o.serviceTicketVia === 'as') trips.serverKnown = true
+      }
       if (!keyed && asksForPreauth(info)) {
         keyed = true
         const restarted = await this.#switchToKey(session, password, choice, signal)
         if (restarted.code !== 0) {
-          return {
-            done: true,
-            result: { reason: 'internal_error', roundTrips: trips.n, krb5Code: restarted.code },
-          }
+          return { done: true, result: result('internal_error', trips, restarted.code) }
         }
       }
       step = await bounded(session.asStep(sent.reply), signal)
@@ -349,7 +414,7 @@ export class KerberosVerifier implements PasswordVerifier {
     session: NativeSession,
     realm: string,
     signal: AbortSignal,
-    trips: { n: number },
+    trips: Progress,
     codes: Krb5Codes,
   ): Promise<Outcome> {
     let step = await bounded(session.tgsStart(), signal)
@@ -358,15 +423,11 @@ export class KerberosVerifier implements PasswordVerifier {
     for (;;) {
       if (step.code === codes.KRB5KRB_ERR_RESPONSE_TOO_BIG && step.continue) tcp = true
       else if (step.code !== 0) {
-        const reason: Reason =
-          step.code === codes.KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN
-            ? 'kdc_refused'
-            : reasonForKrb5Code(step.code, codes)
-        return { done: true, result: { reason, roundTrips: trips.n, krb5Code: step.code } }
+        return { done: true, result: result(reasonForTgsCode(step.code), trips, step.code) }
       }
       if (!step.continue) return { done: false, step }
       if (++rounds > this.#o.maxRoundTrips || step.out === null) {
-        return { done: true, result: { reason: 'internal_error', roundTrips: trips.n } }
+        return { done: true, result: result('internal_error', trips) }
       }
       const sent = await this.#o.transport.send(step.realm ?? realm, step.out, { signal, tcp })
       trips.n++

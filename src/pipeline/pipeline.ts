@@ -191,14 +191,16 @@ interface Context {
   hold: Hold | undefined
 }
 
-/** Verdicts the KDC gave that are worth remembering (never `unavailable` ones). */
+/**
+ * The KDC's genuine verdicts on the user (src/kerberos/krb5-verdicts.ts): the only ones
+ * cached and counted as guard failures. Never `unavailable` ones.
+ */
 const CACHEABLE_INVALID: ReadonlySet<Reason> = new Set<Reason>([
   'bad_password',
   'unknown_principal',
   'password_expired',
   'principal_disabled',
   'principal_locked',
-  'kdc_refused',
   // Not `verify_failed`: a ticket that does not verify means the KDC is rogue or broken,
   // not that the password is wrong; caching it would refuse the real password afterwards.
 ])
@@ -501,17 +503,21 @@ export class Pipeline implements Authenticator {
     }
     if (decision === 'invalid') {
       if (CACHEABLE_INVALID.has(reason)) this.#cache.set(key, 'invalid', reason)
-      // A rogue KDC's answer says nothing about the user (and the real KDC counted nothing):
-      // no failure recorded, the budget given back.
-      if (reason !== 'verify_failed') await this.#guard.recordFailure(principal)
-      else if (reserved) await this.#guard.refundKdc(principal)
+      // Anything else says nothing about the user: no failure recorded, and the budget given
+      // back unless a pre-authenticated request went out (the KDC may have counted it).
+      if (CACHEABLE_INVALID.has(reason)) await this.#guard.recordFailure(principal)
+      else if (reserved && !(verified.preauthSent ?? verified.roundTrips > 0)) {
+        await this.#guard.refundKdc(principal)
+      }
       const done = performance.now()
       if (reason === 'bad_password') this.#refusalHold.noteWrongPassword(done - verifyStarted)
       if (hold?.isReleased) this.#refusalHold.noteOverrun()
       return { result: answer(reason, 'kerberos'), queueWaitMs, hold }
     }
-    // Unavailable: give the budget back only when nothing reached a KDC.
-    if (reserved && verified.roundTrips === 0) await this.#guard.refundKdc(principal)
+    // Unavailable: give the budget back only when no pre-authenticated request went out.
+    if (reserved && !(verified.preauthSent ?? verified.roundTrips > 0)) {
+      await this.#guard.refundKdc(principal)
+    }
     return { result: this.#fallback(key, reason, 'kerberos'), queueWaitMs }
   }
 

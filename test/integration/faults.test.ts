@@ -407,9 +407,14 @@ describe('faults: the KDC', () => {
     ]
     const tally = newTally()
     for (let round = 0; round < 3; round++) {
-      for (const c of lies) count(tally, await saslauthdCheck(socket, c.login, c.password), false)
+      // The victim tries once: each try sent a pre-authenticated request, so it spends one of
+      // the principal's KDC budget units for the window (the forwarded request may have
+      // reached the real KDC: SECURITY.md, threat 8), and three would spend them all.
+      for (const c of round === 0 ? lies : lies.slice(0, 2)) {
+        count(tally, await saslauthdCheck(socket, c.login, c.password), false)
+      }
     }
-    assert.equal(tally.wrongNo, 9, `the rogue's answers: ${JSON.stringify(tally)}`)
+    assert.equal(tally.wrongNo, 7, `the rogue's answers: ${JSON.stringify(tally)}`)
     assert.equal(tally.late + tally.timeouts, 0, JSON.stringify(tally))
     const storming = await storm(socket, { ms: 1500, good: [] })
     assertSafe(storming, 'rogue storm')

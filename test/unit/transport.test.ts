@@ -2,8 +2,10 @@
 import assert from 'node:assert/strict'
 import dgram from 'node:dgram'
 import dns from 'node:dns'
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fc from 'fast-check'
@@ -21,6 +23,7 @@ import {
   type KdcTransportInit,
   parseKdcAddress,
 } from '../../src/kerberos/transport.js'
+import { type FakeDns, startFakeDns } from '../../src/testing/fake-dns.js'
 
 const unhandled: unknown[] = []
 const onUnhandled = (reason: unknown) => unhandled.push(reason)
@@ -488,7 +491,7 @@ describe('KdcClient', () => {
     assert.equal(events[0]!.realm, 'R')
   })
 
-  test('a hostname is resolved with dns.lookup', async (t) => {
+  test('a hostname is resolved (localhost, from /etc/hosts)', async (t) => {
     const { address } = await dns.promises.lookup('localhost')
     const kdc = await startFake({}, address)
     const { c } = client(t, { realms: { R: [`localhost:${kdc.port}`] } })
@@ -834,5 +837,219 @@ describe('KdcClient close', () => {
     assert.equal(c.allOpen('R'), false)
     assert.deepEqual(c.breakerStates(), {})
     await eventually(() => udpHandles() <= udpBefore && tcpHandles() <= tcpBefore, 'sockets closed')
+  })
+})
+
+describe('KdcClient: KDC_ERR_SVC_UNAVAILABLE (error 29)', () => {
+  test('fails over to the next KDC and counts against the one that said it', async (t) => {
+    const sick = await startFake({ udpReply: krbError(29), tcpReply: krbError(29) })
+    const good = await startFake()
+    const { c, events } = client(t, {
+      realms: { R: [sick.kdc, good.kdc] },
+      breaker: { volumeThreshold: 1, errorThresholdPercentage: 1, resetTimeoutMs: 60_000 },
+    })
+    const r = await c.send('R', REQUEST, { signal: signal() })
+    assert.equal(r.kdc, good.kdc)
+    assert.deepEqual(r.reply, WRONG_PASSWORD)
+    assert.deepEqual(
+      events.map((e) => [e.kdc, e.outcome, e.detail]),
+      [
+        [sick.kdc, 'error', 'svc_unavailable'],
+        [good.kdc, 'reply', undefined],
+      ],
+    )
+    await eventually(() => c.breakerStates()[sick.kdc] === 'open', 'the sick KDC is open')
+    assert.equal(c.breakerStates()[good.kdc], 'closed')
+    // over TCP too
+    const viaTcp = await c.send('R', REQUEST, { signal: signal(), tcp: true })
+    assert.equal(viaTcp.kdc, good.kdc)
+  })
+
+  test('every KDC says 29: no reply for the caller, a transport failure', async (t) => {
+    const a = await startFake({ udpReply: krbError(29) })
+    const b = await startFake({ udpReply: krbError(29) })
+    const { c } = client(t, { realms: { R: [a.kdc, b.kdc] }, passes: 1 })
+    const err = await rejectsWith(
+      c.send('R', REQUEST, { signal: signal() }),
+      'SASLGATE_ERR_KDC_UNREACHABLE',
+    )
+    assert.match(err.message, /2 svc_unavailable/)
+    assert.equal(a.udpRequests.length + b.udpRequests.length, 2)
+  })
+})
+
+describe('KdcClient: a UDP reply after its attempt timed out', () => {
+  /** A KDC that answers request `which` (1-based) only when `release()` holds. */
+  async function heldKdc(t: { after(fn: () => Promise<void>): void }) {
+    const socket = await bindUdp(0, '127.0.0.1')
+    t.after(() => new Promise<void>((r) => socket.close(() => r())))
+    const senders: dgram.RemoteInfo[] = []
+    socket.on('message', (_msg, rinfo) => senders.push(rinfo))
+    const { port } = socket.address()
+    return {
+      kdc: `127.0.0.1:${port}`,
+      senders,
+      answer(which: number) {
+        const to = senders[which - 1]!
+        socket.send(WRONG_PASSWORD, to.port, to.address)
+      },
+    }
+  }
+
+  test('is taken while a later attempt waits (another KDC); that KDC is not charged', async (t) => {
+    const slow = await heldKdc(t)
+    const hole = await startFake({ udpMode: 'blackhole' })
+    const { c, events } = client(t, {
+      realms: { R: [slow.kdc, hole.kdc] },
+      udpAttemptTimeoutMs: 300,
+      passes: 1,
+      breaker: { volumeThreshold: 1, errorThresholdPercentage: 1, resetTimeoutMs: 60_000 },
+    })
+    const udpBefore = udpHandles()
+    const pending = c.send('R', REQUEST, { signal: signal() })
+    // The slow KDC answers its (timed-out) request once the next KDC has been asked.
+    await eventually(() => hole.udpRequests.length === 1, 'the second KDC was asked')
+    slow.answer(1)
+    const r = await pending
+    assert.equal(r.kdc, slow.kdc, 'the slow KDC answered, late')
+    assert.equal(r.attempt, 1)
+    assert.deepEqual(r.reply, WRONG_PASSWORD)
+    assert.deepEqual(
+      events.map((e) => [e.kdc, e.outcome]),
+      [
+        [slow.kdc, 'timeout'],
+        [hole.kdc, 'late_reply'],
+      ],
+    )
+    await sleep(20)
+    assert.equal(c.breakerStates()[hole.kdc], 'closed', 'cut short by a late reply: neutral')
+    await eventually(() => udpHandles() <= udpBefore, 'every socket of the send is closed')
+  })
+
+  test('is taken on the same KDC (second pass); every socket closes when the send settles', async (t) => {
+    const slow = await heldKdc(t)
+    const { c } = client(t, { realms: { R: [slow.kdc] }, udpAttemptTimeoutMs: 300, passes: 3 })
+    const udpBefore = udpHandles()
+    const pending = c.send('R', REQUEST, { signal: signal() })
+    await eventually(() => slow.senders.length === 2, 'a second attempt went out')
+    slow.answer(1) // to the first attempt's socket
+    const r = await pending
+    assert.equal(r.attempt, 1, 'the first attempt answered')
+    assert.notEqual(slow.senders[0]!.port, slow.senders[1]!.port, 'from its own socket')
+    await eventually(() => udpHandles() <= udpBefore, 'both sockets closed')
+  })
+
+  test('without a late reply the send still fails after its passes and closes its sockets', async (t) => {
+    const hole = await startFake({ udpMode: 'blackhole' })
+    const { c } = client(t, { realms: { R: [hole.kdc] }, udpAttemptTimeoutMs: 60, passes: 3 })
+    const udpBefore = udpHandles()
+    await rejectsWith(c.send('R', REQUEST, { signal: signal() }), 'SASLGATE_ERR_KDC_TIMEOUT')
+    assert.equal(hole.udpRequests.length, 3)
+    await eventually(() => udpHandles() <= udpBefore, 'all three sockets closed')
+  })
+})
+
+describe('KdcClient: host names (hosts file, then c-ares; never getaddrinfo)', () => {
+  const dnsFakes: FakeDns[] = []
+  after(async () => {
+    for (const d of dnsFakes) await d.close()
+  })
+  async function fakeDns(records: Record<string, string>): Promise<FakeDns> {
+    const d = await startFakeDns(records)
+    dnsFakes.push(d)
+    return d
+  }
+
+  test('a slow resolver skips the KDC without tripping its breaker; the answer is used later', async (t) => {
+    const named = await startFake({ udpReply: asRep() })
+    const good = await startFake()
+    const dnsServer = await fakeDns({ 'kdc.saslgate.test': '127.0.0.1' })
+    dnsServer.delayMs = 400
+    const { c, events } = client(t, {
+      realms: { R: [`kdc.saslgate.test:${named.port}`, good.kdc] },
+      udpAttemptTimeoutMs: 100,
+      breaker: { volumeThreshold: 1, errorThresholdPercentage: 1, resetTimeoutMs: 60_000 },
+      dns: { servers: [dnsServer.server], hostsFile: '', timeoutMs: 2000, tries: 1 },
+    })
+    for (let i = 0; i < 3; i++) {
+      const r = await c.send('R', REQUEST, { signal: signal() })
+      assert.equal(r.kdc, good.kdc)
+    }
+    assert.ok(
+      events.some((e) => e.outcome === 'error' && e.detail === 'dns'),
+      'the slow name was skipped',
+    )
+    assert.equal(named.udpRequests.length, 0)
+    assert.equal(dnsServer.queries.length, 1, 'one look-up at a time, not one per send')
+    await sleep(20)
+    assert.equal(c.breakerStates()[`kdc.saslgate.test:${named.port}`], 'closed')
+    await eventually(() => c.dnsLookups() === 1 && dnsServer.queries.length === 1, 'asked once')
+    // Once the answer came (after 400 ms), the named KDC is used.
+    let r = await c.send('R', REQUEST, { signal: signal() })
+    for (let i = 0; i < 40 && r.kdc !== `kdc.saslgate.test:${named.port}`; i++) {
+      await sleep(50)
+      r = await c.send('R', REQUEST, { signal: signal() })
+    }
+    assert.equal(r.kdc, `kdc.saslgate.test:${named.port}`)
+    assert.deepEqual(r.reply, asRep())
+  })
+
+  test('a stale answer is served at once while one refresh runs; failures are cached', async (t) => {
+    const named = await startFake()
+    const dnsServer = await fakeDns({ 'kdc.saslgate.test': '127.0.0.1' })
+    const kdc = `kdc.saslgate.test:${named.port}`
+    const { c, events } = client(t, {
+      realms: { R: [kdc], NOPE: [`nope.saslgate.test:${named.port}`] },
+      udpAttemptTimeoutMs: 300,
+      passes: 1,
+      dns: {
+        servers: [dnsServer.server],
+        hostsFile: '',
+        ttlMs: 50,
+        staleMs: 60_000,
+        negativeTtlMs: 60_000,
+        timeoutMs: 150,
+        tries: 1,
+      },
+    })
+    assert.equal((await c.send('R', REQUEST, { signal: signal() })).kdc, kdc)
+    assert.equal(dnsServer.queries.length, 1)
+    await sleep(80) // the answer is stale now
+    dnsServer.blackhole = true
+    // The resolver is dead now: only the stale answer can get this send through.
+    const stale = await c.send('R', REQUEST, { signal: signal() })
+    assert.equal(stale.kdc, kdc)
+    assert.equal(dnsServer.queries.length, 2, 'one refresh in the background')
+    await sleep(250) // the refresh timed out; the failure is remembered, the old answer kept
+    for (let i = 0; i < 3; i++)
+      assert.equal((await c.send('R', REQUEST, { signal: signal() })).kdc, kdc)
+    assert.equal(dnsServer.queries.length, 2, 'no refresh storm while the resolver is dead')
+    // A name that does not exist: asked once, then answered from memory.
+    dnsServer.blackhole = false
+    await rejectsWith(c.send('NOPE', REQUEST, { signal: signal() }), 'SASLGATE_ERR_KDC_UNREACHABLE')
+    await rejectsWith(c.send('NOPE', REQUEST, { signal: signal() }), 'SASLGATE_ERR_KDC_UNREACHABLE')
+    assert.equal(dnsServer.queries.filter((q) => q === 'nope.saslgate.test').length, 1)
+    assert.equal(events.filter((e) => e.detail === 'dns').length, 2)
+  })
+
+  test('the hosts file is read first; IP literals never reach the resolver', async (t) => {
+    const named = await startFake()
+    const dnsServer = await fakeDns({})
+    const dir = await mkdtemp(join(tmpdir(), 'saslgate-hosts-'))
+    t.after(() => rm(dir, { recursive: true, force: true }))
+    const hostsFile = join(dir, 'hosts')
+    await writeFile(hostsFile, '# test\n::1 other.test\n127.0.0.1\tkdc-hosts.test alias.test # x\n')
+    const { c } = client(t, {
+      realms: { R: [`kdc-hosts.test:${named.port}`], IP: [named.kdc] },
+      dns: { servers: [dnsServer.server], hostsFile },
+    })
+    assert.equal(
+      (await c.send('R', REQUEST, { signal: signal() })).kdc,
+      `kdc-hosts.test:${named.port}`,
+    )
+    assert.deepEqual(dnsServer.queries, [])
+    const before = c.dnsLookups()
+    await c.send('IP', REQUEST, { signal: signal() })
+    assert.equal(c.dnsLookups(), before)
   })
 })
