@@ -15,6 +15,7 @@
 import { parseArgs } from 'node:util'
 import { type Config, envName, loadConfig, options } from './config.js'
 import { isSaslgateError } from './errors.js'
+import { createLogger } from './logging.js'
 
 const USAGE = `usage: saslgate <command> [options]
 
@@ -180,8 +181,24 @@ export async function main(argv: string[]): Promise<number> {
       .map((u) => u.trim())
       .filter((u) => u !== '')
   }
-  const load = () =>
-    loadConfig({ file: v.config as string | undefined, env: process.env, settings })
+  const load = () => {
+    let ignored: string[] = []
+    const config = loadConfig({
+      file: v.config as string | undefined,
+      env: process.env,
+      settings,
+      onIgnoredEnv: (names) => {
+        ignored = names
+      },
+    })
+    // Said once at start, never an error: a Service named saslgate* in the namespace is normal.
+    if (ignored.length > 0)
+      createLogger(config.log.level, command ?? 'saslgate').info(
+        { variables: ignored },
+        'ignoring Kubernetes service-link variables (they are not saslgate options)',
+      )
+    return config
+  }
   switch (command) {
     case 'verify':
       return cmdVerify(load(), v.principal as string | undefined)
