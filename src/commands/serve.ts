@@ -11,6 +11,7 @@ import { buildLocalAuthenticator } from '../authenticate-local.js'
 import type { Config } from '../config.js'
 import { resolveKerberosSettings } from '../kerberos/setup.js'
 import { createLogger } from '../logging.js'
+import { ignoreSighup } from './signals.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
 import { startAdmin } from '../service/admin.js'
 import { buildService, type ServiceParts } from '../service/from-config.js'
@@ -29,6 +30,8 @@ export async function serve(
   telemetry: Telemetry,
 ): Promise<number> {
   const logger = createLogger(config.log.level, 'serve')
+  // From the first moment: a SIGHUP during start-up must not kill the process either.
+  ignoreSighup(logger)
   const socketPath = config.saslauthd.socket
   if (!modes.rpc && socketPath === '') {
     logger.error('nothing to serve: give --listen HOST:PORT and/or --saslauthd-socket PATH')

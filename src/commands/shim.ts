@@ -6,6 +6,7 @@ import { SpanKind } from '@opentelemetry/api'
 import type { Config } from '../config.js'
 import { SaslgateError } from '../errors.js'
 import { createLogger } from '../logging.js'
+import { ignoreSighup } from './signals.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
 import { startAdmin } from '../service/admin.js'
 import { readPemFile } from '../service/secret-files.js'
@@ -20,6 +21,8 @@ const configError = (option: string, message: string) =>
 
 export async function shim(config: Config, telemetry: Telemetry): Promise<number> {
   const logger = createLogger(config.log.level, 'shim')
+  // From the first moment: a SIGHUP during start-up must not kill the process either.
+  ignoreSighup(logger)
   const c = config.shim
   if (config.saslauthd.socket === '')
     throw configError('saslauthd.socket', 'the shim needs a socket to answer: --socket PATH')
