@@ -11,13 +11,13 @@ import { buildLocalAuthenticator } from '../authenticate-local.js'
 import type { Config } from '../config.js'
 import { resolveKerberosSettings } from '../kerberos/setup.js'
 import { createLogger } from '../logging.js'
-import { ignoreSighup } from './signals.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
 import { startAdmin } from '../service/admin.js'
 import { buildService, type ServiceParts } from '../service/from-config.js'
 import { parseListen } from '../service/listen-address.js'
 import type { Telemetry } from '../telemetry/sdk.js'
 import { boundedShutdown, observabilityFromConfig } from '../telemetry/setup.js'
+import { ignoreSighup } from './signals.js'
 
 export interface ServeModes {
   /** Serve RPCs on `service.listen`. */

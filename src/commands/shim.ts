@@ -6,7 +6,6 @@ import { SpanKind } from '@opentelemetry/api'
 import type { Config } from '../config.js'
 import { SaslgateError } from '../errors.js'
 import { createLogger } from '../logging.js'
-import { ignoreSighup } from './signals.js'
 import { SaslauthdListener } from '../saslauthd/listener.js'
 import { startAdmin } from '../service/admin.js'
 import { readPemFile } from '../service/secret-files.js'
@@ -15,6 +14,7 @@ import type { TlsClientMaterial } from '../shim/endpoint-client.js'
 import { type CallerCredentials, RemoteAuthenticator } from '../shim/remote-authenticator.js'
 import type { Telemetry } from '../telemetry/sdk.js'
 import { boundedShutdown, observabilityFromConfig } from '../telemetry/setup.js'
+import { ignoreSighup } from './signals.js'
 
 const configError = (option: string, message: string) =>
   new SaslgateError('SASLGATE_ERR_CONFIG', `config option ${option}: ${message}`)
