@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs the test suites with Node's own test runner (TypeScript through tsx).
-// usage: node scripts/run-tests.js [unit|integration|FILE...]
+// usage: node scripts/run-tests.js [unit|integration|deploy|FILE...]
 import { spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -17,8 +17,9 @@ function find(dir) {
 
 const args = process.argv.slice(2)
 let files
-if (args.length === 0) files = [...find('test/unit'), ...find('test/integration')]
-else if (args.length === 1 && (args[0] === 'unit' || args[0] === 'integration'))
+if (args.length === 0)
+  files = [...find('test/unit'), ...find('test/integration'), ...find('test/deploy')]
+else if (args.length === 1 && ['unit', 'integration', 'deploy'].includes(args[0]))
   files = find(`test/${args[0]}`)
 else files = args
 
