@@ -372,7 +372,7 @@ describe('startTelemetry', () => {
     }
   })
 
-  test('no OTLP endpoint and no exporter named: every signal is "none" (no export to localhost:4318)', () => {
+  test('no OTLP endpoint and no exporter named: every signal is none (no export to localhost:4318)', () => {
     const none = {
       OTEL_TRACES_EXPORTER: 'none',
       OTEL_METRICS_EXPORTER: 'none',
