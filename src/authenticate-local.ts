@@ -6,7 +6,12 @@
 import { accessSync, constants } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
-import { createKerberos, resolveKerberosSettings } from './kerberos/setup.js'
+import {
+  checkKeytabAtStart,
+  createKerberos,
+  mappedRealms,
+  resolveKerberosSettings,
+} from './kerberos/setup.js'
 import { type DecisionEvent, Pipeline } from './pipeline/pipeline.js'
 import { createPrincipalMapper, type PrincipalMapper } from './pipeline/principal.js'
 import { RedisGuardStore } from './state/redis-store.js'
@@ -23,7 +28,6 @@ export interface LocalAuthenticator {
   close(): Promise<void>
 }
 
-/** Principal mapping as configured; the default realm is always allowed. */
 function keytabReadable(path: string): boolean {
   const file = path.replace(/^(FILE|WRFILE):/, '')
   if (/^[A-Z]+:/.test(file)) return true // MEMORY: and other non-file keytabs
@@ -35,16 +39,14 @@ function keytabReadable(path: string): boolean {
   }
 }
 
+/** Principal mapping as configured; the default realm is always allowed. */
 export function mapperFromConfig(config: Config, defaultRealm: string): PrincipalMapper {
-  const realms = new Set([defaultRealm, ...config.realm.allowed.map((r) => r.toUpperCase())])
   const domainRealms: Record<string, string> = {}
-  for (const [domain, realm] of Object.entries(config.realm.domainRealms)) {
+  for (const [domain, realm] of Object.entries(config.realm.domainRealms))
     domainRealms[domain] = realm.toUpperCase()
-    realms.add(realm.toUpperCase())
-  }
   return createPrincipalMapper({
     defaultRealm,
-    realms: [...realms],
+    realms: mappedRealms(config, defaultRealm),
     domainRealms,
     allowInstances: config.realm.allowInstances,
   })
@@ -58,6 +60,8 @@ export async function buildLocalAuthenticator(
   obs?: Observability,
 ): Promise<LocalAuthenticator> {
   const settings = await resolveKerberosSettings(config, env)
+  // Before anything listens: a keytab this process cannot use would refuse every right password.
+  await checkKeytabAtStart(config, settings)
   const { verifier, transport } = createKerberos(config, settings, {
     onBreakerChange: (e) =>
       obs !== undefined

@@ -1,7 +1,8 @@
 /**
  * `saslgate` command line. Signal handling and exit codes live here and nowhere else.
  *
- *   saslgate verify --principal USER[@REALM]     password on stdin; exit 0 ok, 1 invalid, 2 unavailable
+ *   saslgate verify --principal USER[@REALM]     password on stdin; exit 0 ok, 1 invalid, 2 unavailable,
+ *                                                 78 configuration (keytab, verify principal, options)
  *   saslgate serve --listen HOST:PORT --token-file F [--tls-cert F --tls-key F --client-ca F]
  *                                                 the RPC service (Kubernetes, N replicas)
  *   saslgate serve --saslauthd-socket PATH        single-host mode: the saslauthd drop-in
@@ -15,12 +16,13 @@
 import { parseArgs } from 'node:util'
 import { type Config, envName, loadConfig, options } from './config.js'
 import { isSaslgateError } from './errors.js'
+import { createLogger } from './logging.js'
 
 const USAGE = `usage: saslgate <command> [options]
 
 commands:
   verify --principal USER[@REALM]   check a password read from stdin (never from argv);
-                                     exit 0 ok, 1 invalid, 2 unavailable
+                                     exit 0 ok, 1 invalid, 2 unavailable, 78 configuration
   serve --listen HOST:PORT --token-file FILE [--tls-cert F --tls-key F --client-ca F]
                                     the RPC service; callers authenticate by token, client
                                     certificate or Negotiate (see the config options)
@@ -36,7 +38,21 @@ common options:
   -h, --help
 `
 
-function fail(message: string, code = 64): never {
+/**
+ * Exit codes. The systemd units' RestartPreventExitStatus lists usage, socketInUse and config:
+ * a restart cannot fix any of them.
+ */
+const EXIT = {
+  ok: 0,
+  invalid: 1,
+  unavailable: 2,
+  usage: 64, // EX_USAGE
+  software: 70, // EX_SOFTWARE: an internal error
+  socketInUse: 73, // EX_CANTCREAT: another live process answers on the saslauthd socket
+  config: 78, // EX_CONFIG: options, krb5.conf, keytab, verify principal
+} as const
+
+function fail(message: string, code: number = EXIT.usage): never {
   process.stderr.write(`saslgate: ${message}\n`)
   process.exit(code)
 }
@@ -67,9 +83,13 @@ async function readStdin(): Promise<Buffer> {
 
 async function cmdVerify(config: Config, principalArg: string | undefined): Promise<number> {
   if (principalArg === undefined) fail('verify needs --principal USER[@REALM]')
-  const { resolveKerberosSettings, createVerifier } = await import('./kerberos/setup.js')
+  const { resolveKerberosSettings, createVerifier, checkKeytabAtStart } = await import(
+    './kerberos/setup.js'
+  )
   const { mapperFromConfig } = await import('./authenticate-local.js')
   const settings = await resolveKerberosSettings(config, process.env)
+  // A keytab this process cannot use is a configuration failure (exit 78), never "invalid".
+  await checkKeytabAtStart(config, settings)
   const mapper = mapperFromConfig(config, settings.defaultRealm)
   const at = principalArg.lastIndexOf('@')
   const mapped =
@@ -94,7 +114,17 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
     process.stdout.write(
       `${decision} (${result.reason}) ${who} in ${ms} ms, ${result.roundTrips} KDC round trips\n`,
     )
-    return decision === 'ok' ? 0 : decision === 'invalid' ? 1 : 2
+    if (result.reason === 'verify_failed') {
+      // The KDC took the password, but its ticket did not decrypt with our keytab: almost
+      // always a stale keytab (the principal was rekeyed), else a KDC that is not the realm's.
+      process.stderr.write(
+        `saslgate: configuration: the ticket for ${settings.verifyPrincipal(mapped.ok ? mapped.realm : settings.defaultRealm)} ` +
+          `did not verify against the keytab ${settings.keytab}${result.krb5Code !== undefined ? ` (krb5 error ${result.krb5Code})` : ''}: ` +
+          "export the current key again (its kvno changed), or check that the KDCs are the realm's own\n",
+      )
+      return EXIT.config
+    }
+    return decision === 'ok' ? EXIT.ok : decision === 'invalid' ? EXIT.invalid : EXIT.unavailable
   } finally {
     password.fill(0)
     await verifier.close()
@@ -180,8 +210,24 @@ export async function main(argv: string[]): Promise<number> {
       .map((u) => u.trim())
       .filter((u) => u !== '')
   }
-  const load = () =>
-    loadConfig({ file: v.config as string | undefined, env: process.env, settings })
+  const load = () => {
+    let ignored: string[] = []
+    const config = loadConfig({
+      file: v.config as string | undefined,
+      env: process.env,
+      settings,
+      onIgnoredEnv: (names) => {
+        ignored = names
+      },
+    })
+    // Said once at start, never an error: a Service named saslgate* in the namespace is normal.
+    if (ignored.length > 0)
+      createLogger(config.log.level, command ?? 'saslgate').info(
+        { variables: ignored },
+        'ignoring Kubernetes service-link variables (they are not saslgate options)',
+      )
+    return config
+  }
   switch (command) {
     case 'verify':
       return cmdVerify(load(), v.principal as string | undefined)
@@ -223,10 +269,12 @@ main(process.argv.slice(2)).then(
     setTimeout(() => process.exit(code), 2000).unref()
   },
   (err: unknown) => {
-    if (isSaslgateError(err, 'SASLGATE_ERR_CONFIG')) fail(err.message, 78)
+    if (isSaslgateError(err, 'SASLGATE_ERR_CONFIG') || isSaslgateError(err, 'SASLGATE_ERR_KEYTAB'))
+      fail(err.message, EXIT.config)
+    if (isSaslgateError(err, 'SASLGATE_ERR_SOCKET_IN_USE')) fail(err.message, EXIT.socketInUse)
     process.stderr.write(
       `saslgate: ${isSaslgateError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err)}\n`,
     )
-    process.exitCode = 70
+    process.exitCode = EXIT.software
   },
 )

@@ -1,7 +1,14 @@
 /**
  * Loads the configuration once: schema defaults <- config file (YAML or JSON) <- `SASLGATE_*`
  * environment variables <- command-line settings. Unknown options and bad values fail at
- * start with a message naming the option. The result is deep-frozen.
+ * start with a message naming the option (and the closest real one for a near miss). The
+ * result is deep-frozen.
+ *
+ * Kubernetes service links are the one exception to "unknown SASLGATE_* fails": every Service
+ * of the namespace whose name starts with `saslgate` (the chart's own, under release
+ * `saslgate`) puts `SASLGATE..._SERVICE_HOST`, `..._PORT_8443_TCP` and the like into every pod
+ * that has `enableServiceLinks` on. Those are recognised by name *and* value
+ * (`isServiceLinkVariable`) and ignored; the chart turns service links off as well.
  */
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
@@ -31,6 +38,72 @@ export function envName(option: string): string {
     .replace('.', '_')
     .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
     .toUpperCase()}`
+}
+
+/**
+ * Names and values Kubernetes gives a Service `S` (name upper-cased, `-` -> `_`) in a pod:
+ *   S_SERVICE_HOST=10.0.0.1   S_SERVICE_PORT=8443   S_SERVICE_PORT_<PORTNAME>=8443
+ *   S_PORT=tcp://10.0.0.1:8443   S_PORT_8443_TCP=tcp://10.0.0.1:8443
+ *   S_PORT_8443_TCP_PROTO=tcp   S_PORT_8443_TCP_PORT=8443   S_PORT_8443_TCP_ADDR=10.0.0.1
+ * No option's environment name may end in `_SERVICE_HOST`, `_SERVICE_PORT[_X]` or `_PORT[_...]`
+ * (a unit test holds every option to it), so a link can never set or shadow an option; and a
+ * value must look like the link's too, so `SASLGATE_SERVICE_PORT=abc` still fails.
+ */
+const IP = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}|\[?[0-9A-Fa-f:]+\]?)`
+const PORT = String.raw`\d{1,5}`
+const PROTO = '(?:tcp|udp|sctp)'
+const SERVICE_LINK: ReadonlyArray<[RegExp, RegExp]> = [
+  [/^SASLGATE(?:_[A-Z0-9_]+)?_SERVICE_HOST$/, new RegExp(`^${IP}$`)],
+  [/^SASLGATE(?:_[A-Z0-9_]+)?_SERVICE_PORT(?:_[A-Z0-9_]+)?$/, new RegExp(`^${PORT}$`)],
+  [
+    /^SASLGATE(?:_[A-Z0-9_]+)?_PORT(?:_\d+_(?:TCP|UDP|SCTP))?$/,
+    new RegExp(`^${PROTO}://${IP}:${PORT}$`),
+  ],
+  [/^SASLGATE(?:_[A-Z0-9_]+)?_PORT_\d+_(?:TCP|UDP|SCTP)_PROTO$/, new RegExp(`^${PROTO}$`)],
+  [/^SASLGATE(?:_[A-Z0-9_]+)?_PORT_\d+_(?:TCP|UDP|SCTP)_PORT$/, new RegExp(`^${PORT}$`)],
+  [/^SASLGATE(?:_[A-Z0-9_]+)?_PORT_\d+_(?:TCP|UDP|SCTP)_ADDR$/, new RegExp(`^${IP}$`)],
+]
+
+/** The name has the shape of a Kubernetes service-link variable (whatever its value). */
+export function hasServiceLinkName(name: string): boolean {
+  return SERVICE_LINK.some(([n]) => n.test(name))
+}
+
+/** A Kubernetes service-link variable: its name and its value have the shapes Kubernetes uses. */
+export function isServiceLinkVariable(name: string, value: string): boolean {
+  return SERVICE_LINK.some(([n, v]) => n.test(name) && v.test(value))
+}
+
+/** Edit distance (insert, delete, substitute), for "did you mean". */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(
+        prev[j]! + 1,
+        cur[j - 1]! + 1,
+        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      )
+    prev = cur
+  }
+  return prev[b.length]!
+}
+
+/** ` (did you mean X?)` for the closest candidate within a few edits, else ''. */
+export function didYouMean(name: string, candidates: Iterable<string>): string {
+  let best: string | undefined
+  let bestD = Number.POSITIVE_INFINITY
+  for (const c of candidates) {
+    const d = distance(name.toLowerCase(), c.toLowerCase())
+    if (d < bestD) {
+      best = c
+      bestD = d
+    }
+  }
+  // A third of the name, at most 4 edits: a typo or a missing word, not an unrelated option.
+  const limit = Math.min(4, Math.max(1, Math.floor(name.length / 3)))
+  return best !== undefined && bestD <= limit ? ` (did you mean ${best}?)` : ''
 }
 
 /** Turns a string from the environment or the command line into the leaf's type. */
@@ -131,6 +204,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv
   /** `section.key` -> value (strings are parsed like env values), from the command line. */
   settings?: Record<string, unknown>
+  /** Told the names of the Kubernetes service-link variables that were ignored (none: not called). */
+  onIgnoredEnv?: (names: string[]) => void
 }
 
 export function loadConfig(load: LoadOptions = {}): Config {
@@ -153,13 +228,16 @@ export function loadConfig(load: LoadOptions = {}): Config {
         fail(load.file, 'the file must hold a mapping of sections')
       for (const [section, body] of Object.entries(raw as Raw)) {
         if (!(section in SCHEMA))
-          fail(section, `unknown section (known: ${Object.keys(SCHEMA).join(', ')})`)
+          fail(
+            section,
+            `unknown section${didYouMean(section, Object.keys(SCHEMA))} (known: ${Object.keys(SCHEMA).join(', ')})`,
+          )
         if (typeof body !== 'object' || body === null || Array.isArray(body))
           fail(section, 'expected a mapping')
         for (const [key, value] of Object.entries(body as Raw)) {
           const name = `${section}.${key}`
           const leaf = all.get(name)
-          if (leaf === undefined) fail(name, 'unknown option')
+          if (leaf === undefined) fail(name, `unknown option${didYouMean(name, all.keys())}`)
           values.set(name, check(name, leaf, value))
         }
       }
@@ -168,10 +246,13 @@ export function loadConfig(load: LoadOptions = {}): Config {
 
   const env = load.env ?? {}
   const known = new Set([...all.keys()].map(envName))
+  const ignored: string[] = []
   for (const [k, v] of Object.entries(env)) {
-    if (!k.startsWith('SASLGATE_') || v === undefined) continue
-    if (!known.has(k)) fail(k, 'unknown environment variable')
+    if (!k.startsWith('SASLGATE_') || v === undefined || known.has(k)) continue
+    if (isServiceLinkVariable(k, v)) ignored.push(k)
+    else fail(k, `unknown environment variable${didYouMean(k, known)}`)
   }
+  if (ignored.length > 0) load.onIgnoredEnv?.(ignored.sort())
   for (const [name, leaf] of all) {
     const v = env[envName(name)]
     if (v !== undefined)
@@ -180,7 +261,7 @@ export function loadConfig(load: LoadOptions = {}): Config {
 
   for (const [name, value] of Object.entries(load.settings ?? {})) {
     const leaf = all.get(name)
-    if (leaf === undefined) fail(name, 'unknown option')
+    if (leaf === undefined) fail(name, `unknown option${didYouMean(name, all.keys())}`)
     const parsed = typeof value === 'string' ? fromString(name, leaf, value) : value
     values.set(name, check(name, leaf, parsed))
   }

@@ -106,6 +106,8 @@ export const ErrorCodes = {
   SASLGATE_ERR_S2K_UNSUPPORTED:
     'no node:crypto string-to-key for this enctype or input (fall back to libkrb5)',
   SASLGATE_ERR_KRB5: 'libkrb5 returned an error',
+  SASLGATE_ERR_KEYTAB:
+    'the keytab cannot be read or lacks the verify principal (the message names the file and errno or principal)',
   SASLGATE_ERR_SOCKET_IN_USE: 'another live process answers on the socket',
   SASLGATE_ERR_SOCKET_PATH:
     'the socket path cannot be used (not a socket, cannot be probed, removed or chmod-ed)',

@@ -18,6 +18,7 @@ import { buildService, type ServiceParts } from '../service/from-config.js'
 import { parseListen } from '../service/listen-address.js'
 import type { Telemetry } from '../telemetry/sdk.js'
 import { boundedShutdown, observabilityFromConfig } from '../telemetry/setup.js'
+import { ignoreSighup } from './signals.js'
 
 export interface ServeModes {
   /** Serve RPCs on `service.listen`. */
@@ -30,6 +31,8 @@ export async function serve(
   telemetry: Telemetry,
 ): Promise<number> {
   const logger = createLogger(config.log.level, 'serve')
+  // From the first moment: a SIGHUP during start-up must not kill the process either.
+  ignoreSighup(logger)
   disableCoreDumps(logger)
   const socketPath = config.saslauthd.socket
   if (!modes.rpc && socketPath === '') {

@@ -17,12 +17,15 @@ import { type CallerCredentials, RemoteAuthenticator } from '../shim/remote-auth
 import { parseUpstream } from '../shim/upstreams.js'
 import type { Telemetry } from '../telemetry/sdk.js'
 import { boundedShutdown, observabilityFromConfig } from '../telemetry/setup.js'
+import { ignoreSighup } from './signals.js'
 
 const configError = (option: string, message: string) =>
   new SaslgateError('SASLGATE_ERR_CONFIG', `config option ${option}: ${message}`)
 
 export async function shim(config: Config, telemetry: Telemetry): Promise<number> {
   const logger = createLogger(config.log.level, 'shim')
+  // From the first moment: a SIGHUP during start-up must not kill the process either.
+  ignoreSighup(logger)
   disableCoreDumps(logger)
   const c = config.shim
   if (config.saslauthd.socket === '')

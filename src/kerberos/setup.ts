@@ -6,6 +6,7 @@
 import { hostname } from 'node:os'
 import type { Config } from '../config.js'
 import { SaslgateError } from '../errors.js'
+import { checkKeytab } from './keytab-file.js'
 import { krb5ConfPath, readKrb5Conf } from './krb5-conf.js'
 import { krb5 } from './native.js'
 import { KdcClient, type KdcTransportOptions } from './transport.js'
@@ -126,4 +127,26 @@ export function createKerberos(
     ...(hooks.onRefusedReply !== undefined ? { onRefusedReply: hooks.onRefusedReply } : {}),
   })
   return { verifier, transport }
+}
+
+/** Every realm a login can map to: the default, `realm.allowed` and the `domainRealms` targets. */
+export function mappedRealms(config: Config, defaultRealm: string): string[] {
+  const realms = new Set([defaultRealm, ...config.realm.allowed.map((r) => r.toUpperCase())])
+  for (const realm of Object.values(config.realm.domainRealms)) realms.add(realm.toUpperCase())
+  return [...realms]
+}
+
+/**
+ * Checked once at start (serve, verify): the keytab can be read by this process and holds the
+ * verify principal of every realm a login can map to. Throws `SASLGATE_ERR_KEYTAB` (exit 78).
+ */
+export async function checkKeytabAtStart(
+  config: Config,
+  settings: KerberosSettings,
+): Promise<{ checked: boolean }> {
+  const principals = [
+    ...new Set(mappedRealms(config, settings.defaultRealm).map(settings.verifyPrincipal)),
+  ]
+  const option = config.kerberos.keytab !== '' ? 'kerberos.keytab' : 'KRB5_KTNAME'
+  return checkKeytab({ keytab: settings.keytab, principals, option })
 }

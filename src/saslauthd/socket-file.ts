@@ -71,7 +71,8 @@ export async function prepareSocketPath(path: string, probeTimeoutMs: number): P
   if (live) {
     throw new SaslgateError(
       'SASLGATE_ERR_SOCKET_IN_USE',
-      `another process answers on ${path}; refusing to start`,
+      `another process answers on ${path}; refusing to start (saslauthd still running? ` +
+        'systemctl stop saslauthd && systemctl mask saslauthd; or another saslgate on that path)',
     )
   }
   try {

@@ -29,6 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { envName, loadConfig, options } from '../../src/config.js'
 import { encodeRequest } from '../../src/saslauthd/codec.js'
+import { freePort } from '../../src/testing/ports.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import { TESTSASLAUTHD } from '../support/binaries.js'
 import { NEEDS_TESTSASLAUTHD, needs } from '../support/requires.js'
@@ -190,13 +191,21 @@ describe('systemd units', () => {
       assert.equal(one(unit, 'RuntimeDirectoryPreserve'), 'yes')
       assert.equal(one(unit, 'Type'), 'exec')
       assert.equal(one(unit, 'Restart'), 'always')
-      assert.deepEqual(one(unit, 'RestartPreventExitStatus').split(/\s+/).sort(), ['64', '78'])
+      // usage, socket in use (saslauthd still running), configuration: see src/cli.ts EXIT
+      assert.deepEqual(one(unit, 'RestartPreventExitStatus').split(/\s+/).sort(), [
+        '64',
+        '73',
+        '78',
+      ])
+      // saslauthd answers the same socket: never both, and its stop comes before our start
+      assert.deepEqual(unit.get('Unit')?.get('Conflicts'), ['saslauthd.service'])
+      assert.ok(unit.get('Unit')?.get('After')?.[0]?.split(/\s+/).includes('saslauthd.service'))
       assert.match(one(unit, 'TimeoutStopSec'), /^\d+s$/)
       const exec = one(unit, 'ExecStart').split(/\s+/)
       assert.deepEqual(exec, [NODE, `${INSTALL_DIR}/bin/saslgate.js`, ...u.command])
       assert.ok(SOCKET.startsWith(`/run/${one(unit, 'RuntimeDirectory')}/`))
       assert.deepEqual(unit.get('Install')?.get('WantedBy'), ['multi-user.target'])
-      assert.ok(unit.get('Unit')?.get('After')?.includes('network-online.target'))
+      assert.ok(unit.get('Unit')?.get('After')?.[0]?.split(/\s+/).includes('network-online.target'))
     })
 
     test(`${u.env}: every SASLGATE_* name is an option, and the active ones load`, () => {
@@ -247,6 +256,12 @@ describe('saslgate.service run as written, against a real KDC', {
   test('ExecStart + Environment= + the example EnvironmentFile answer testsaslauthd, SIGTERM stops it', async () => {
     const unit = parseUnit(read('saslgate.service'))
     const socket = join(dir, 'mux')
+    assert.equal(
+      parseEnvFile(read('saslgate.env')).active.SASLGATE_SERVICE_ADMIN_LISTEN,
+      '127.0.0.1:9090',
+      'the single-host example serves /readyz and /metrics on loopback',
+    )
+    const adminPort = await freePort()
     const argv = one(unit, 'ExecStart')
       .split(/\s+/)
       .map((a) => a.replace(INSTALL_DIR, ROOT).replace(SOCKET, socket))
@@ -263,6 +278,11 @@ describe('saslgate.service run as written, against a real KDC', {
       KRB5_KTNAME: realm.keytabPath,
       // the realm's keytab holds host/saslgate.test, not host/<this machine>
       SASLGATE_KERBEROS_VERIFY_PRINCIPAL: realm.servicePrincipal,
+      // the example's admin port, moved to a free one (other tests may run beside this one)
+      SASLGATE_SERVICE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_METRICS_EXPORTER: 'none',
+      OTEL_LOGS_EXPORTER: 'none',
     })
     const proc = spawn(process.execPath, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
     child = proc
@@ -285,6 +305,11 @@ describe('saslgate.service run as written, against a real KDC', {
     assert.match(good.stdout, /^0: OK/, good.stdout + good.stderr)
     const bad = testsaslauthd(socket, WRONG)
     assert.match(bad.stdout, /^0: NO/, bad.stdout + bad.stderr)
+    const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`)
+    assert.equal(ready.status, 200)
+    assert.deepEqual(await ready.json(), { status: 'ready' })
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()
+    assert.match(metrics, /^saslgate_decisions_total\{/m)
 
     // systemd stops with SIGTERM and waits TimeoutStopSec
     const stopMs = Number(one(unit, 'TimeoutStopSec').replace(/s$/, '')) * 1000

@@ -27,6 +27,7 @@ import {
   PROMETHEUS_CONTENT_TYPE,
   serviceNameFromEnv,
   startTelemetry,
+  withExportDefaults,
 } from '../../src/telemetry/sdk.js'
 import { decodeProtobuf, OtlpReceiver } from '../support/otlp-receiver.js'
 import {
@@ -373,6 +374,47 @@ describe('startTelemetry', () => {
     } finally {
       await receiver.close()
     }
+  })
+
+  test('no OTLP endpoint and no exporter named: every signal is none (no export to localhost:4318)', () => {
+    const none = {
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_METRICS_EXPORTER: 'none',
+      OTEL_LOGS_EXPORTER: 'none',
+    }
+    assert.deepEqual(withExportDefaults({ PATH: '/bin' }), { PATH: '/bin', ...none })
+    assert.deepEqual(withExportDefaults({ OTEL_EXPORTER_OTLP_ENDPOINT: ' ' }), {
+      OTEL_EXPORTER_OTLP_ENDPOINT: ' ',
+      ...none,
+    })
+    // a general endpoint: the SDK's defaults (otlp) stay for every signal
+    const all = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }
+    assert.deepEqual(withExportDefaults(all), all)
+    // a signal's own endpoint or exporter: only that signal exports
+    assert.deepEqual(
+      withExportDefaults({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces' }),
+      {
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces',
+        OTEL_METRICS_EXPORTER: 'none',
+        OTEL_LOGS_EXPORTER: 'none',
+      },
+    )
+    assert.deepEqual(withExportDefaults({ OTEL_TRACES_EXPORTER: 'console' }), {
+      ...none,
+      OTEL_TRACES_EXPORTER: 'console',
+    })
+  })
+
+  test('a process with no OTEL_* at all traces nothing (no-op tracer) and sends nothing', async () => {
+    const run = await runChild(TRACE_CHILD, otelEnv({ TEST_PRINCIPAL: 'alice@EXAMPLE.ORG' }))
+    assert.equal(run.code, 0, run.stderr)
+    assert.equal(run.stderr, '', 'no export attempt, so no export error')
+    const made = JSON.parse(run.stdout.trim()) as {
+      enabled: boolean
+      root: { traceId: string; spanId: string; traceFlags: number }
+    }
+    assert.equal(made.enabled, true, 'the SDK is on (Prometheus /metrics works)')
+    assert.equal(isSpanContextValid(made.root as never), false, 'spans are not recorded')
   })
 
   test('service name: OTEL_SERVICE_NAME, then service.name in OTEL_RESOURCE_ATTRIBUTES', () => {
