@@ -9,6 +9,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
 import { children, explicitInner, readElement, TagClass, UniversalTag } from '../kerberos/der.js'
+import { encodeKrbError } from './krb-messages.js'
 
 /** What the proxy does with one request. */
 export type SpoofPlan =
@@ -114,51 +115,13 @@ export async function startSpoofingKdc(target: {
 
 // -- forgeries ----------------------------------------------------------------------------------
 
-function der(tag: number, content: Buffer): Buffer {
-  const n = content.length
-  let head: Buffer
-  if (n < 0x80) head = Buffer.from([tag, n])
-  else if (n < 0x100) head = Buffer.from([tag, 0x81, n])
-  else head = Buffer.from([tag, 0x82, n >> 8, n & 0xff])
-  return Buffer.concat([head, content])
-}
-
-function derInt(value: number): Buffer {
-  const bytes: number[] = []
-  let v = value
-  for (;;) {
-    bytes.unshift(v & 0xff)
-    v >>= 8
-    const top = bytes[0]! & 0x80
-    if ((v === 0 && !top) || (v === -1 && top)) break
-  }
-  return der(0x02, Buffer.from(bytes))
-}
-
-const ctx = (n: number, inner: Buffer) => der(0xa0 + n, inner)
-const gstr = (s: string) => der(0x1b, Buffer.from(s))
-const kerberosTime = (d: Date) =>
-  der(0x18, Buffer.from(`${d.toISOString().slice(0, 19).replace(/[-:T]/g, '')}Z`))
-
 /** A well-formed, unauthenticated KRB-ERROR (what anyone on the path can send). */
 export function forgeKrbError(code: number, realm: string, options: { stime?: Date } = {}): Buffer {
-  const sname = der(
-    0x30,
-    Buffer.concat([
-      ctx(0, derInt(2)),
-      ctx(1, der(0x30, Buffer.concat([gstr('krbtgt'), gstr(realm)]))),
-    ]),
-  )
-  const fields = [
-    ctx(0, derInt(5)),
-    ctx(1, derInt(30)),
-    ctx(4, kerberosTime(options.stime ?? new Date())),
-    ctx(5, derInt(0)),
-    ctx(6, derInt(code)),
-    ctx(9, gstr(realm)),
-    ctx(10, sname),
-  ]
-  return der(0x7e, der(0x30, Buffer.concat(fields)))
+  return encodeKrbError({
+    errorCode: code,
+    realm,
+    ...(options.stime !== undefined ? { stimeMs: options.stime.getTime() } : {}),
+  })
 }
 
 /** The [n] field of the AS-REP/TGS-REP SEQUENCE in `reply`, or undefined. */
