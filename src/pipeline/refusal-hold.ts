@@ -48,9 +48,10 @@ export const DEFAULT_REFUSAL_HOLD_OPTIONS: Readonly<RefusalHoldOptions> = Object
   minHoldMs: 1,
   initialHoldMs: 100,
   now: () => performance.now(),
+  // Not unref()ed: a held answer is work in flight (bounded by the check's deadline), and an
+  // in-process caller with nothing else pending would otherwise see its promise never settle.
   setTimer: (fn: () => void, ms: number) => {
     const t = setTimeout(fn, ms)
-    t.unref()
     return { cancel: () => clearTimeout(t) }
   },
 })

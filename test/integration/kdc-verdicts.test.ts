@@ -5,6 +5,7 @@
  * and a verify principal the KDC does not know.
  */
 import assert from 'node:assert/strict'
+import { rm } from 'node:fs/promises'
 import { Writable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
@@ -231,6 +232,11 @@ describe('a verify principal the KDC does not know', () => {
           cb()
         },
       })
+      // The keytab holds the principal's key (saslgate checks that at start), but the KDC no
+      // longer knows it (deleted, a database restored from before it was made).
+      await realm.kadmin(`addprinc -randkey ${name}`)
+      await realm.kadmin(`ktadd -k ${keytab} ${name}`)
+      await realm.kadmin(`delprinc -force ${name}`)
       const config = loadConfig({
         env: {},
         settings: {
@@ -262,7 +268,10 @@ describe('a verify principal the KDC does not know', () => {
       assert.match(errors[0]?.msg ?? '', new RegExp(`does not know the verify principal ${full}`))
       assert.ok(!lines.some((l) => JSON.stringify(l).includes(PW)), 'no password in any log line')
 
+      // Made again: new keys under the same kvno 1, so the keytab is written anew (an old
+      // entry of the same kvno would be found first and fail the ticket: verify_failed).
       await realm.kadmin(`addprinc -randkey ${name}`)
+      await rm(keytab, { force: true })
       await realm.kadmin(`ktadd -k ${keytab} ${name}`)
       // In TGS mode alice's checks sent pre-authenticated requests (the KDC's TGS error is
       // unauthenticated, so they stay charged): her budget is spent; another user shows it.

@@ -462,10 +462,12 @@ describe('saslgate.service under its User, Group, UMask, RuntimeDirectory and Pr
       'mount -t tmpfs -o mode=0755 tmpfs /run',
       'mkdir /run/saslauthd',
       'mount --bind "$1" /run/saslauthd',
+      // A checkout under /tmp (a CI clone) stays visible through the private /tmp.
+      'if [ -n "$3" ]; then mkdir -p "$2/$3" && mount --bind "/tmp/$3" "$2/$3"; fi',
       'mount --bind "$2" /tmp',
       'mount -o remount,bind,ro /run',
       'mount -o remount,bind,ro /',
-      'shift 2',
+      'shift 3',
       'exec "$@"',
     ].join('\n')
     const proc = spawn(
@@ -480,6 +482,7 @@ describe('saslgate.service under its User, Group, UMask, RuntimeDirectory and Pr
         'sandbox',
         runtime,
         privateTmp,
+        ROOT.startsWith('/tmp/') ? ROOT.slice('/tmp/'.length) : '',
         '/usr/bin/setpriv',
         `--reuid=${uid}`,
         `--regid=${gid}`,
