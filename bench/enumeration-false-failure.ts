@@ -183,7 +183,12 @@ async function main(): Promise<void> {
     }
     console.log(`samples in ${root}`)
   }
-  for (const name of ['quiet', 'loaded']) {
+  // Every condition recorded under root (quiet, loaded, or any folder of runs put there).
+  const names = (await readdir(root, { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort()
+  for (const name of names) {
     const shift = Number(values['shift-ms'])
     const recorded = (await load(join(root, name)).catch(() => [] as Recorded[])).map((r) => ({
       ...r,

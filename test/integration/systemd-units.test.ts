@@ -464,7 +464,7 @@ describe('saslgate.service under its User, Group, UMask, RuntimeDirectory and Pr
       'mount --bind "$1" /run/saslauthd',
       // A checkout under /tmp (a CI clone) stays visible through the private /tmp.
       'if [ -n "$3" ]; then mkdir -p "$2/$3" && mount --bind "/tmp/$3" "$2/$3"; fi',
-      'mount --bind "$2" /tmp',
+      'mount --rbind "$2" /tmp',
       'mount -o remount,bind,ro /run',
       'mount -o remount,bind,ro /',
       'shift 3',
