@@ -22,7 +22,7 @@
  * of a p-value under no difference, overstating the rate.
  */
 import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -76,6 +76,11 @@ async function recordRun(dir: string, burners: number): Promise<boolean> {
     clearTimeout(timer)
     for (const line of out.split('\n'))
       if (/# (warm|cold|guarded):/.test(line)) console.log(`  ${line.trim()}`)
+    if (code !== 0) {
+      const log = join(dir, `failed-run-${Date.now()}.log`)
+      await writeFile(log, out)
+      console.log(`  the run's whole output: ${log}`)
+    }
     return code === 0
   } finally {
     for (const h of hogs) h.kill('SIGKILL')
