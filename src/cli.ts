@@ -105,6 +105,8 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
           mapped.principal,
           password,
           AbortSignal.timeout(config.pipeline.deadlineMs),
+          // One operator check, no guard: the retry on the primary has no budget to ask.
+          { reserveRetry: async () => true },
         )
       : { reason: mapped.reason, roundTrips: 0 }
     const { Reasons } = await import('./errors.js')
