@@ -100,6 +100,7 @@ export interface KerberosHooks {
   onBreakerChange?: KdcTransportOptions['onBreakerChange']
   onRefusedReply?: VerifierOptions['onRefusedReply']
   onVerifyPrincipal?: VerifierOptions['onVerifyPrincipal']
+  onPrimaryRetry?: VerifierOptions['onPrimaryRetry']
 }
 
 export function createVerifier(
@@ -117,7 +118,7 @@ export function createKerberos(
   hooks: KerberosHooks = {},
 ): { verifier: KerberosVerifier; transport: KdcClient } {
   krb5().configure(settings.krb5ConfigPath)
-  const { onVerifyPrincipal, onRefusedReply: _refused, ...transportHooks } = hooks
+  const { onVerifyPrincipal, onRefusedReply: _refused, onPrimaryRetry, ...transportHooks } = hooks
   const transport = new KdcClient({
     realms: settings.kdcs,
     // Primaries serve only the retry: without it they get no breaker (and no gauge).
@@ -133,6 +134,7 @@ export function createKerberos(
   })
   const verifier = new KerberosVerifier({
     ...(onVerifyPrincipal ? { onVerifyPrincipal } : {}),
+    ...(onPrimaryRetry ? { onPrimaryRetry } : {}),
     transport,
     verifyPrincipal: settings.verifyPrincipal,
     keytab: settings.keytab,

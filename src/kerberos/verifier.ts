@@ -83,6 +83,8 @@ export interface VerifierOptions {
   retryOnPrimary: boolean
   /** Called when a KDC reply is refused before libkrb5 sees it (for a log line). */
   onRefusedReply?: (event: RefusedReplyEvent) => void
+  /** Called after each retry on the primary KDC (for a log line and a counter). */
+  onPrimaryRetry?: (event: PrimaryRetryEvent) => void
   /**
    * Told when the KDC says it does not know the verify principal (`known: false`, again at
    * most every VERIFY_PRINCIPAL_REPORT_MS while it lasts) and when it knows it again.
@@ -98,6 +100,23 @@ export interface RefusedReplyEvent {
   reason: Reason
   /** What was wrong, e.g. `no_allowed_enctype (offered 23)`. */
   detail: string
+}
+
+/** One retry on the primary KDC: never a principal, password or key. */
+export interface PrimaryRetryEvent {
+  realm: string
+  /** `host:port` of the replica whose verdict was retried. */
+  replica: string
+  /** The replica's verdict (`bad_password`, `unknown_principal`). */
+  replicaReason: Reason
+  /**
+   * `answered`: the primary's verdict is the answer (`reason`); `unreached`: the primary
+   * could not be reached, the replica's verdict stands; `given_up`: only libkrb5 could have
+   * derived the key the primary asked for, the replica's verdict stands.
+   */
+  outcome: 'answered' | 'unreached' | 'given_up'
+  /** The check's answer after the retry. */
+  reason: Reason
 }
 
 export const DEFAULT_VERIFIER_OPTIONS = {
@@ -287,9 +306,13 @@ export class KerberosVerifier implements PasswordVerifier {
       progress.n += again.n
       if (again.serverKnown) progress.serverKnown = true
       const retryPreauthSent = again.preauthSent
+      const replica = progress.lastKdc ?? ''
       if (second === undefined || PRIMARY_UNREACHED.has(second.reason)) {
+        const outcome = second === undefined ? 'given_up' : 'unreached'
+        this.#notePrimaryRetry(realm, replica, first.reason, outcome, first.reason)
         return { ...first, roundTrips: progress.n, retryPreauthSent }
       }
+      this.#notePrimaryRetry(realm, replica, first.reason, 'answered', second.reason)
       return {
         ...second,
         roundTrips: progress.n,
@@ -394,6 +417,20 @@ export class KerberosVerifier implements PasswordVerifier {
       this.#o.onVerifyPrincipal?.({ principal, known })
     } catch {
       // a logging hook must never break a check
+    }
+  }
+
+  #notePrimaryRetry(
+    realm: string,
+    replica: string,
+    replicaReason: Reason,
+    outcome: PrimaryRetryEvent['outcome'],
+    reason: Reason,
+  ): void {
+    try {
+      this.#o.onPrimaryRetry?.({ realm, replica, replicaReason, outcome, reason })
+    } catch {
+      // a hook's failure must not change the answer
     }
   }
 

@@ -6,12 +6,16 @@
  * store that counts reservations and refunds counts the budget units.
  */
 import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { AuthResult } from '../../src/authenticator.js'
+import { loadConfig } from '../../src/config.js'
 import { krb5 } from '../../src/kerberos/native.js'
+import { createKerberos, resolveKerberosSettings } from '../../src/kerberos/setup.js'
 import { KdcClient } from '../../src/kerberos/transport.js'
 import type { VerifyResult } from '../../src/kerberos/types.js'
-import { KerberosVerifier } from '../../src/kerberos/verifier.js'
+import { KerberosVerifier, type PrimaryRetryEvent } from '../../src/kerberos/verifier.js'
 import { Pipeline, type PipelineOptions } from '../../src/pipeline/pipeline.js'
 import { createPrincipalMapper } from '../../src/pipeline/principal.js'
 import { MemoryGuardStore } from '../../src/state/memory-store.js'
@@ -78,7 +82,11 @@ class CountingStore extends MemoryGuardStore {
 
 const key = (k: RecordingKdc) => `${k.host}:${k.port}`
 
-function verifierWith(retryOnPrimary: boolean, deriveKeys = true): KerberosVerifier {
+function verifierWith(
+  retryOnPrimary: boolean,
+  deriveKeys = true,
+  events: PrimaryRetryEvent[] = [],
+): KerberosVerifier {
   const transport = new KdcClient({
     // The replica first: the first exchange goes there.
     realms: { [primary.name]: [key(replicaKdc), key(primaryKdc)] },
@@ -91,6 +99,7 @@ function verifierWith(retryOnPrimary: boolean, deriveKeys = true): KerberosVerif
     keytab: primary.keytabPath,
     retryOnPrimary,
     deriveKeys,
+    onPrimaryRetry: (e) => events.push(e),
   })
   closers.push(() => verifier.close())
   return verifier
@@ -239,7 +248,8 @@ describe('retry on the primary KDC after a replica says PREAUTH_FAILED', () => {
     assert.equal(derived.retriedOnPrimary, true)
 
     const m = marks()
-    const given = await verifierWith(true, false).verify(
+    const events: PrimaryRetryEvent[] = []
+    const given = await verifierWith(true, false, events).verify(
       primary.principal('frank'),
       Buffer.from(FRANK_NEW),
       AbortSignal.timeout(3000),
@@ -250,6 +260,10 @@ describe('retry on the primary KDC after a replica says PREAUTH_FAILED', () => {
     assert.equal(given.retriedOnPrimary, undefined)
     assert.equal(given.retryPreauthSent, false)
     assert.deepEqual(traffic(primaryKdc, m.p), { preauth: 0, all: 1 })
+    assert.deepEqual(
+      events.map((e) => [e.outcome, e.replicaReason, e.reason]),
+      [['given_up', 'bad_password', 'bad_password']],
+    )
   })
 
   test('the retry unit is refunded when the primary cannot be reached before a guess', async () => {
@@ -259,11 +273,13 @@ describe('retry on the primary KDC after a replica says PREAUTH_FAILED', () => {
       primaries: { [primary.name]: ['127.0.0.1:1'] },
       udpAttemptTimeoutMs: 300,
     })
+    const events: PrimaryRetryEvent[] = []
     const verifier = new KerberosVerifier({
       transport,
       verifyPrincipal: () => primary.servicePrincipal,
       keytab: primary.keytabPath,
       retryOnPrimary: true,
+      onPrimaryRetry: (e) => events.push(e),
     })
     closers.push(() => verifier.close())
     const store = new CountingStore()
@@ -277,5 +293,75 @@ describe('retry on the primary KDC after a replica says PREAUTH_FAILED', () => {
     assert.equal(r.reason, 'bad_password')
     assert.equal(store.reserved, 2)
     assert.equal(store.refunded, 1)
+    assert.deepEqual(
+      events.map((e) => e.outcome),
+      ['unreached'],
+    )
+  })
+})
+
+describe('retry on the primary, configured as the service configures it', () => {
+  test("krb5.conf's primary_kdc with kerberos.retryOnPrimary: the retry runs and is reported", async () => {
+    const conf = join(primary.dir, 'retry-krb5.conf')
+    await writeFile(
+      conf,
+      [
+        '[libdefaults]',
+        `  default_realm = ${primary.name}`,
+        '[realms]',
+        `  ${primary.name} = {`,
+        `    kdc = ${key(replicaKdc)}`,
+        `    kdc = ${key(primaryKdc)}`,
+        `    primary_kdc = ${key(primaryKdc)}`,
+        '  }',
+        '',
+      ].join('\n'),
+    )
+    const run = async (retry: boolean) => {
+      const config = loadConfig({
+        env: {},
+        settings: {
+          'kerberos.config': conf,
+          'kerberos.keytab': primary.keytabPath,
+          'kerberos.verifyPrincipal': primary.servicePrincipal,
+          'kerberos.retryOnPrimary': String(retry),
+        },
+      })
+      const settings = await resolveKerberosSettings(config, {})
+      assert.deepEqual(settings.primaryKdcs, { [primary.name]: [key(primaryKdc)] })
+      const events: PrimaryRetryEvent[] = []
+      const { verifier } = createKerberos(config, settings, {
+        onPrimaryRetry: (e) => events.push(e),
+      })
+      try {
+        const r = await verifier.verify(
+          primary.principal('carol'),
+          Buffer.from(CAROL_NEW),
+          AbortSignal.timeout(3000),
+          { reserveRetry: async () => true },
+        )
+        return { r, events }
+      } finally {
+        await verifier.close()
+      }
+    }
+    try {
+      const on = await run(true)
+      assert.equal(on.r.reason, 'ok')
+      assert.deepEqual(on.events, [
+        {
+          realm: primary.name,
+          replica: key(replicaKdc),
+          replicaReason: 'bad_password',
+          outcome: 'answered',
+          reason: 'ok',
+        },
+      ])
+      const off = await run(false)
+      assert.equal(off.r.reason, 'bad_password')
+      assert.deepEqual(off.events, [])
+    } finally {
+      krb5().configure(primary.krb5ConfPath) // createKerberos set the profile to this file
+    }
   })
 })
