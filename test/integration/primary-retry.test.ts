@@ -6,6 +6,7 @@
  * store that counts reservations and refunds counts the budget units.
  */
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -300,23 +301,29 @@ describe('retry on the primary KDC after a replica says PREAUTH_FAILED', () => {
   })
 })
 
+/** A krb5.conf naming the replica first and the primary as `primary_kdc`. */
+async function retryConf(): Promise<string> {
+  const conf = join(primary.dir, 'retry-krb5.conf')
+  await writeFile(
+    conf,
+    [
+      '[libdefaults]',
+      `  default_realm = ${primary.name}`,
+      '[realms]',
+      `  ${primary.name} = {`,
+      `    kdc = ${key(replicaKdc)}`,
+      `    kdc = ${key(primaryKdc)}`,
+      `    primary_kdc = ${key(primaryKdc)}`,
+      '  }',
+      '',
+    ].join('\n'),
+  )
+  return conf
+}
+
 describe('retry on the primary, configured as the service configures it', () => {
   test("krb5.conf's primary_kdc with kerberos.retryOnPrimary: the retry runs and is reported", async () => {
-    const conf = join(primary.dir, 'retry-krb5.conf')
-    await writeFile(
-      conf,
-      [
-        '[libdefaults]',
-        `  default_realm = ${primary.name}`,
-        '[realms]',
-        `  ${primary.name} = {`,
-        `    kdc = ${key(replicaKdc)}`,
-        `    kdc = ${key(primaryKdc)}`,
-        `    primary_kdc = ${key(primaryKdc)}`,
-        '  }',
-        '',
-      ].join('\n'),
-    )
+    const conf = await retryConf()
     const run = async (retry: boolean) => {
       const config = loadConfig({
         env: {},
@@ -363,5 +370,36 @@ describe('retry on the primary, configured as the service configures it', () => 
     } finally {
       krb5().configure(primary.krb5ConfPath) // createKerberos set the profile to this file
     }
+  })
+
+  test('saslgate verify retries on the primary and says so; the password appears nowhere', async () => {
+    const conf = await retryConf()
+    const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const child = spawn(process.execPath, ['bin/saslgate.js', 'verify', '--principal', 'carol'], {
+        env: {
+          PATH: process.env.PATH,
+          KRB5_CONFIG: conf,
+          KRB5_KTNAME: primary.keytabPath,
+          SASLGATE_KERBEROS_VERIFY_PRINCIPAL: primary.servicePrincipal,
+          SASLGATE_KERBEROS_RETRY_ON_PRIMARY: 'true',
+        },
+      })
+      let out = ''
+      let err = ''
+      child.stdout.on('data', (d) => {
+        out += d
+      })
+      child.stderr.on('data', (d) => {
+        err += d
+      })
+      child.on('close', (code) => resolve({ code, out, err }))
+      child.stdin.end(CAROL_NEW)
+    })
+    assert.equal(r.code, 0, r.err)
+    assert.match(
+      r.out,
+      /^ok \(ok\) carol@\S+ in [\d.]+ ms, 4 KDC round trips \(retried on the primary KDC\)\n$/,
+    )
+    assert.ok(!r.out.includes(CAROL_NEW) && !r.err.includes(CAROL_NEW))
   })
 })
