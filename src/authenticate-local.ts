@@ -73,6 +73,17 @@ export async function buildLocalAuthenticator(
         { realm: e.realm, kdc: e.kdc, reason: e.reason, detail: e.detail },
         'refused a KDC reply before libkrb5 saw it (spoofed or misconfigured KDC)',
       ),
+    onPrimaryRetry: (e) =>
+      logger.info(
+        {
+          realm: e.realm,
+          replica: e.replica,
+          replicaReason: e.replicaReason,
+          outcome: e.outcome,
+          reason: e.reason,
+        },
+        "redid a replica KDC's verdict on the primary KDC (kerberos.retryOnPrimary)",
+      ),
     onVerifyPrincipal: (e) => {
       if (e.known)
         logger.info({ verifyPrincipal: e.principal }, 'the KDC knows the verify principal again')
@@ -117,6 +128,7 @@ export async function buildLocalAuthenticator(
     {
       defaultRealm: settings.defaultRealm,
       kdcs: settings.kdcs,
+      ...(config.kerberos.retryOnPrimary ? { primaryKdcs: settings.primaryKdcs } : {}),
       krb5Config: settings.krb5ConfigPath,
       keytab: settings.keytab,
       verifyPrincipal: settings.verifyPrincipal(settings.defaultRealm),

@@ -105,6 +105,8 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
           mapped.principal,
           password,
           AbortSignal.timeout(config.pipeline.deadlineMs),
+          // One operator check, no guard: the retry on the primary has no budget to ask.
+          { reserveRetry: async () => true },
         )
       : { reason: mapped.reason, roundTrips: 0 }
     const { Reasons } = await import('./errors.js')
@@ -112,7 +114,7 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
     const ms = (performance.now() - started).toFixed(1)
     const who = mapped.ok ? mapped.principal : principalArg
     process.stdout.write(
-      `${decision} (${result.reason}) ${who} in ${ms} ms, ${result.roundTrips} KDC round trips\n`,
+      `${decision} (${result.reason}) ${who} in ${ms} ms, ${result.roundTrips} KDC round trips${'retriedOnPrimary' in result && result.retriedOnPrimary ? ' (retried on the primary KDC)' : ''}\n`,
     )
     if (result.reason === 'verify_failed') {
       // The KDC took the password, but its ticket did not decrypt with our keytab: almost

@@ -1,4 +1,5 @@
 import { DEFAULT_ENCTYPES } from './kerberos/enctypes.js'
+import { DEFAULT_VERIFIER_OPTIONS as V } from './kerberos/verifier.js'
 import { DEFAULT_PIPELINE_OPTIONS as P } from './pipeline/pipeline.js'
 
 /**
@@ -54,6 +55,13 @@ export const SCHEMA = {
       '`as`: service ticket in the AS exchange (2 round trips); `tgs`: separate TGS exchange (3).',
     ),
     kdcs: mapList('Realm -> KDC list (`host[:port]`); overrides krb5.conf `[realms] kdc`.'),
+    primaryKdcs: mapList(
+      'Realm -> primary KDCs (`host[:port]`) for `kerberos.retryOnPrimary`; overrides krb5.conf `primary_kdc` (or `master_kdc`).',
+    ),
+    retryOnPrimary: b(
+      V.retryOnPrimary,
+      "Redo a replica's wrong-password or unknown-user verdict once on the primary KDC, as libkrb5 does; costs a second budget unit.",
+    ),
     udpAttemptTimeoutMs: i(
       400,
       20,

@@ -104,6 +104,7 @@ Napi::Function Session::Init(Napi::Env env) {
                          InstanceMethod<&Session::AsStart>("asStart"),
                          InstanceMethod<&Session::UseKey>("useKey"),
                          InstanceMethod<&Session::UsePassword>("usePassword"),
+                         InstanceMethod<&Session::AsRestart>("asRestart"),
                          InstanceMethod<&Session::DefaultSalt>("defaultSalt"),
                          InstanceMethod<&Session::AsStep>("asStep"),
                          InstanceMethod<&Session::TgsStart>("tgsStart"),
@@ -272,12 +273,30 @@ void Session::InstallKey(krb5_enctype enctype, const unsigned char* key, unsigne
       derived_enctype_ = enctype;
     }
   }
-  if (r.code == 0) r.code = NewInitCreds();
+  if (r.code == 0) StartFromKeytab(r);
+}
+
+// A new AS exchange from the MEMORY keytab's key (InstallKey put it there).
+void Session::StartFromKeytab(StepResult& r) {
+  r.code = NewInitCreds();
   if (r.code == 0) r.code = krb5_init_creds_set_keytab(ctx_, icc_, derived_kt_);
   if (r.code == 0) {
     krb5_data in{};
     r.code = krb5_init_creds_step(ctx_, icc_, &in, &r.out, &r.realm, &r.flags);
   }
+}
+
+// Restarts the AS exchange (e.g. on the primary KDC, after a replica's PREAUTH_FAILED) from the
+// key the failed exchange derived: no second string-to-key. Only while that exchange has not
+// completed (a completed one removes the key).
+void Session::DoAsRestart(StepResult& r) {
+  if (derived_kt_ == nullptr || !derived_has_entry_) {
+    r.code = EINVAL;
+    r.message = "asRestart without a derived key";
+    return;
+  }
+  StartFromKeytab(r);
+  SetMessage(r);
 }
 
 void Session::DoUseKey(krb5_enctype enctype, SecretBytes& key, StepResult& r) {
@@ -498,6 +517,15 @@ Napi::Value Session::UseKey(const Napi::CallbackInfo& info) {
   if (!BeginJob(env)) return env.Undefined();
   auto* job = new Job(env, this, info.This().As<Napi::Object>(),
                       [this, enctype, key](StepResult& r) { DoUseKey(enctype, *key, r); });
+  job->Queue();
+  return job->Promise();
+}
+
+Napi::Value Session::AsRestart(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!BeginJob(env)) return env.Undefined();
+  auto* job = new Job(env, this, info.This().As<Napi::Object>(),
+                      [this](StepResult& r) { DoAsRestart(r); });
   job->Queue();
   return job->Promise();
 }

@@ -44,6 +44,7 @@ class Session : public Napi::ObjectWrap<Session> {
   void DoUseKey(krb5_enctype enctype, SecretBytes& key, StepResult& r);
   void DoUsePassword(krb5_enctype enctype, SecretBytes& password, std::vector<unsigned char>& salt,
                      bool default_salt, std::vector<unsigned char>& params, StepResult& r);
+  void DoAsRestart(StepResult& r);
   void DoAsStep(const std::vector<unsigned char>& in, StepResult& r);
   void DoTgsStart(StepResult& r);
   void DoTgsStep(const std::vector<unsigned char>& in, StepResult& r);
@@ -53,6 +54,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value AsStart(const Napi::CallbackInfo& info);
   Napi::Value UseKey(const Napi::CallbackInfo& info);
   Napi::Value UsePassword(const Napi::CallbackInfo& info);
+  Napi::Value AsRestart(const Napi::CallbackInfo& info);
   Napi::Value DefaultSalt(const Napi::CallbackInfo& info);
   Napi::Value AsStep(const Napi::CallbackInfo& info);
   Napi::Value TgsStart(const Napi::CallbackInfo& info);
@@ -63,6 +65,7 @@ class Session : public Napi::ObjectWrap<Session> {
   bool BeginJob(Napi::Env env);
   krb5_error_code NewInitCreds();
   void InstallKey(krb5_enctype enctype, const unsigned char* key, unsigned int length, StepResult& r);
+  void StartFromKeytab(StepResult& r);
   void SetMessage(StepResult& r);
   void RemoveDerivedKey();
   void FreeAll();

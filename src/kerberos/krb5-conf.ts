@@ -1,6 +1,6 @@
 /**
  * Reads the parts of an MIT krb5.conf (profile format) saslgate needs: the default realm,
- * the KDCs of each realm, and the domain -> realm map.
+ * the KDCs and primary KDCs of each realm, and the domain -> realm map.
  *
  * Follows MIT's parser (util/profile/prof_parse.c): text before the first `[section]` is
  * ignored; `tag = value`, `tag = {` (or `{` on the next line) ... `}` nested relations;
@@ -18,7 +18,11 @@ import { SaslgateError } from '../errors.js'
 
 export interface Krb5Conf {
   defaultRealm?: string
-  realms: Record<string, { kdc: string[] }>
+  /**
+   * `kdc`: the realm's KDCs; `primaryKdc`: its `primary_kdc` entries, else the older name's
+   * (`master_kdc`), as MIT 1.19+ reads them.
+   */
+  realms: Record<string, { kdc: string[]; primaryKdc: string[] }>
   /** Host or `.domain` (lowercased) -> realm. */
   domainRealm: Record<string, string>
   /** The files read, in order (empty when no file exists). */
@@ -227,15 +231,16 @@ function extract(root: ProfileNode, sources: string[]): Krb5Conf {
   const libdefaults = [...nodes(root, 'libdefaults')][0]
   const defaultRealm = [...strings(libdefaults, 'default_realm')][0]?.[1]
 
-  const realms = new Map<string, string[]>()
+  const usable = (kdc: string) => kdc !== '' && !/^https:\/\//i.test(kdc)
+  const realms = new Map<string, { kdc: string[]; primary: string[]; master: string[] }>()
   for (const realmsSection of nodes(root, 'realms')) {
     for (const [realm, node] of realmsSection.entries) {
       if (typeof node === 'string') continue
-      const list = realms.get(realm) ?? []
-      for (const [, kdc] of strings(node, 'kdc')) {
-        if (kdc !== '' && !/^https:\/\//i.test(kdc)) list.push(kdc)
-      }
-      realms.set(realm, list)
+      const r = realms.get(realm) ?? { kdc: [], primary: [], master: [] }
+      for (const [, kdc] of strings(node, 'kdc')) if (usable(kdc)) r.kdc.push(kdc)
+      for (const [, kdc] of strings(node, 'primary_kdc')) if (usable(kdc)) r.primary.push(kdc)
+      for (const [, kdc] of strings(node, 'master_kdc')) if (usable(kdc)) r.master.push(kdc)
+      realms.set(realm, r)
     }
   }
 
@@ -249,7 +254,12 @@ function extract(root: ProfileNode, sources: string[]): Krb5Conf {
 
   // Object.fromEntries defines own properties: a realm named `__proto__` cannot pollute.
   const conf: Krb5Conf = {
-    realms: Object.fromEntries([...realms].map(([realm, kdc]) => [realm, { kdc }])),
+    realms: Object.fromEntries(
+      [...realms].map(([realm, r]) => [
+        realm,
+        { kdc: r.kdc, primaryKdc: r.primary.length > 0 ? r.primary : r.master },
+      ]),
+    ),
     domainRealm: Object.fromEntries(domainRealm),
     sources,
   }

@@ -45,6 +45,11 @@ export interface NativeSession {
     salt: Buffer | null,
     s2kparams: Buffer | null,
   ): Promise<StepResult>
+  /**
+   * A new AS exchange from the key `useKey`/`usePassword` installed, while the exchange it
+   * restarted has not completed (the retry on the primary KDC): no second string-to-key.
+   */
+  asRestart(): Promise<StepResult>
   /** The client's default salt (realm and name components); not while an operation runs. */
   defaultSalt(): Buffer
   asStep(reply: Buffer): Promise<StepResult>

@@ -17,6 +17,8 @@ export interface KerberosSettings {
   defaultRealm: string
   /** Realm -> KDC addresses. */
   kdcs: Record<string, readonly string[]>
+  /** Realm -> primary KDC addresses (`kerberos.primaryKdcs`, else krb5.conf `primary_kdc`). */
+  primaryKdcs: Record<string, readonly string[]>
   keytab: string
   verifyPrincipal: (realm: string) => string
 }
@@ -49,11 +51,24 @@ export async function resolveKerberosSettings(
       `config option kerberos.kdcs: no KDC for realm ${defaultRealm} (neither in the config nor in ${path}); saslgate never uses DNS SRV look-ups`,
     )
   }
+  const primaryKdcs: Record<string, readonly string[]> = {}
+  for (const [realm, r] of Object.entries(conf.realms)) {
+    if (r.primaryKdc.length > 0) primaryKdcs[realm] = r.primaryKdc
+  }
+  for (const [realm, list] of Object.entries(config.kerberos.primaryKdcs)) {
+    primaryKdcs[realm.toUpperCase()] = list
+  }
+  if (config.kerberos.retryOnPrimary && (primaryKdcs[defaultRealm]?.length ?? 0) === 0) {
+    throw new SaslgateError(
+      'SASLGATE_ERR_CONFIG',
+      `config option kerberos.retryOnPrimary: no primary KDC for realm ${defaultRealm} (neither kerberos.primaryKdcs nor primary_kdc/master_kdc in ${path || 'krb5.conf'}); set one or turn the retry off`,
+    )
+  }
   const keytab = config.kerberos.keytab || env.KRB5_KTNAME || '/etc/krb5.keytab'
   const base = config.kerberos.verifyPrincipal || `host/${hostname().toLowerCase()}`
   checkVerifyPrincipalRealm(config, base, defaultRealm)
   const verifyPrincipal = (realm: string) => (base.includes('@') ? base : `${base}@${realm}`)
-  return { krb5ConfigPath: path, defaultRealm, kdcs, keytab, verifyPrincipal }
+  return { krb5ConfigPath: path, defaultRealm, kdcs, primaryKdcs, keytab, verifyPrincipal }
 }
 
 /** Every realm a login may map to (as the principal mapper is built from the config). */
@@ -85,6 +100,7 @@ export interface KerberosHooks {
   onBreakerChange?: KdcTransportOptions['onBreakerChange']
   onRefusedReply?: VerifierOptions['onRefusedReply']
   onVerifyPrincipal?: VerifierOptions['onVerifyPrincipal']
+  onPrimaryRetry?: VerifierOptions['onPrimaryRetry']
 }
 
 export function createVerifier(
@@ -102,9 +118,11 @@ export function createKerberos(
   hooks: KerberosHooks = {},
 ): { verifier: KerberosVerifier; transport: KdcClient } {
   krb5().configure(settings.krb5ConfigPath)
-  const { onVerifyPrincipal, onRefusedReply: _refused, ...transportHooks } = hooks
+  const { onVerifyPrincipal, onRefusedReply: _refused, onPrimaryRetry, ...transportHooks } = hooks
   const transport = new KdcClient({
     realms: settings.kdcs,
+    // Primaries serve only the retry: without it they get no breaker (and no gauge).
+    primaries: config.kerberos.retryOnPrimary ? settings.primaryKdcs : {},
     udpAttemptTimeoutMs: config.kerberos.udpAttemptTimeoutMs,
     tcpAttemptTimeoutMs: config.kerberos.tcpAttemptTimeoutMs,
     breaker: {
@@ -116,6 +134,7 @@ export function createKerberos(
   })
   const verifier = new KerberosVerifier({
     ...(onVerifyPrincipal ? { onVerifyPrincipal } : {}),
+    ...(onPrimaryRetry ? { onPrimaryRetry } : {}),
     transport,
     verifyPrincipal: settings.verifyPrincipal,
     keytab: settings.keytab,
@@ -124,6 +143,7 @@ export function createKerberos(
     enctypes: config.kerberos.enctypes,
     requireDefaultSalt: config.kerberos.requireDefaultSalt,
     deriveKeys: config.kerberos.deriveKeys,
+    retryOnPrimary: config.kerberos.retryOnPrimary,
     ...(hooks.onRefusedReply !== undefined ? { onRefusedReply: hooks.onRefusedReply } : {}),
   })
   return { verifier, transport }

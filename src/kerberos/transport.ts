@@ -14,6 +14,10 @@
  * settles: a slow KDC's late reply is taken, whichever attempt is under way then. TCP
  * sockets live for one attempt.
  *
+ * `primaryOnly` sends go to the realm's primary KDCs only (`primaries`, MIT's `primary_kdc`): the
+ * verifier's retry after a replica's PREAUTH_FAILED. A primary that is also in the realm's
+ * list shares its breaker.
+ *
  * KDC host names are resolved before an attempt starts (kdc-resolver.ts: hosts file and
  * c-ares, never getaddrinfo on the thread pool), within the attempt timeout; a name that
  * does not resolve skips that KDC without counting against its breaker (DNS is not the
@@ -73,6 +77,8 @@ export interface KdcAttemptEvent {
 export interface KdcTransportOptions {
   /** KDC addresses per realm: `host`, `host:port`, `[v6]:port`, `v6`; default port 88. */
   realms: Record<string, readonly string[]>
+  /** Primary KDCs per realm (same syntax); a realm without any has no `primaryOnly` send. */
+  primaries?: Record<string, readonly string[]>
   udpAttemptTimeoutMs: number
   tcpAttemptTimeoutMs: number
   /** Requests larger than this many bytes go over TCP first (MIT's udp_preference_limit). */
@@ -90,8 +96,11 @@ export interface KdcTransportOptions {
   onBreakerChange?: BreakerChangeListener
 }
 
-export type KdcTransportInit = Partial<Omit<KdcTransportOptions, 'breaker' | 'realms' | 'dns'>> & {
+export type KdcTransportInit = Partial<
+  Omit<KdcTransportOptions, 'breaker' | 'realms' | 'primaries' | 'dns'>
+> & {
   realms: Record<string, readonly string[]>
+  primaries?: Record<string, readonly string[]>
   breaker?: Partial<KdcBreakerOptions>
   dns?: Partial<KdcResolverOptions>
 }
@@ -251,8 +260,9 @@ function abortError(signal: AbortSignal): SaslgateError {
 }
 
 export class KdcClient implements KdcTransport {
-  readonly #options: Omit<KdcTransportOptions, 'realms' | 'breaker'>
+  readonly #options: Omit<KdcTransportOptions, 'realms' | 'primaries' | 'breaker'>
   readonly #realms = new Map<string, KdcAddress[]>()
+  readonly #primaries = new Map<string, KdcAddress[]>()
   readonly #breakers: KdcBreakers
   /** Cancels every attempt under way (close()). */
   readonly #inflight = new Set<() => void>()
@@ -260,7 +270,7 @@ export class KdcClient implements KdcTransport {
   #closed = false
 
   constructor(init: KdcTransportInit) {
-    const { realms, breaker, dns, ...rest } = init
+    const { realms, primaries, breaker, dns, ...rest } = init
     const o = {
       ...DEFAULT_TRANSPORT_OPTIONS,
       ...rest,
@@ -288,17 +298,22 @@ export class KdcClient implements KdcTransport {
     this.#options = o
     this.#breakers = new KdcBreakers(b, o.onBreakerChange)
     this.#resolver = new KdcResolver(o.dns)
-    for (const [realm, specs] of Object.entries(realms ?? {})) {
-      const seen = new Set<string>()
-      const list: KdcAddress[] = []
-      for (const spec of specs) {
-        const kdc = parseKdcAddress(spec)
-        if (seen.has(kdc.key)) continue
-        seen.add(kdc.key)
-        list.push(kdc)
-        this.#breakers.ensure(kdc.key)
+    for (const [target, source] of [
+      [this.#realms, realms],
+      [this.#primaries, primaries],
+    ] as const) {
+      for (const [realm, specs] of Object.entries(source ?? {})) {
+        const seen = new Set<string>()
+        const list: KdcAddress[] = []
+        for (const spec of specs) {
+          const kdc = parseKdcAddress(spec)
+          if (seen.has(kdc.key)) continue
+          seen.add(kdc.key)
+          list.push(kdc)
+          this.#breakers.ensure(kdc.key)
+        }
+        if (list.length > 0) target.set(realm, list)
       }
-      this.#realms.set(realm, list)
     }
   }
 
@@ -306,9 +321,10 @@ export class KdcClient implements KdcTransport {
     const { signal } = options
     if (this.#closed) throw new SaslgateError('SASLGATE_ERR_CLOSED', 'the KDC transport is closed')
     if (signal.aborted) throw abortError(signal)
-    const kdcs = this.#realms.get(realm)
+    const kdcs = (options.primaryOnly ? this.#primaries : this.#realms).get(realm)
     if (!kdcs || kdcs.length === 0) {
-      throw new SaslgateError('SASLGATE_ERR_NO_KDC', `no KDC is configured for realm ${realm}`)
+      const what = options.primaryOnly ? 'primary KDC' : 'KDC'
+      throw new SaslgateError('SASLGATE_ERR_NO_KDC', `no ${what} is configured for realm ${realm}`)
     }
     const preferred = options.preferKdc ? kdcs.find((k) => k.key === options.preferKdc) : undefined
     const order = preferred ? [preferred, ...kdcs.filter((k) => k !== preferred)] : kdcs
@@ -431,6 +447,12 @@ export class KdcClient implements KdcTransport {
     const kdcs = this.#realms.get(realm)
     if (!kdcs || kdcs.length === 0 || this.#closed) return false
     return kdcs.every((k) => !this.#breakers.isAvailable(k.key))
+  }
+
+  isPrimary(realm: string, kdc: string): boolean | undefined {
+    const primaries = this.#primaries.get(realm)
+    if (primaries === undefined) return undefined
+    return primaries.some((p) => p.key === kdc)
   }
 
   /** The breaker state of every configured KDC, keyed by `host:port`. */

@@ -17,6 +17,20 @@
  * (a spoofed PREAUTH_FAILED, MORE_PREAUTH_DATA_REQUIRED or AS-REP). The password path only
  * ever sees replies after which libkrb5 derives nothing or stops: an AS-REP to a request
  * without pre-authentication (one string-to-key, then done) or a final error.
+ *
+ * Retry on the primary (`retryOnPrimary`, off by default), as libkrb5's
+ * krb5_get_init_creds_password does (gic_pwd.c): a password changed a moment ago may not have
+ * reached a replica yet. When a KDC that is not one of the realm's primaries answered a
+ * pre-authenticated request with PREAUTH_FAILED, or said it does not know the principal (a
+ * principal just created; retried too so that an unknown user costs what a wrong password
+ * costs: the same budget units and round trips, no enumeration by counting), the check is
+ * redone once against the primaries only, if the caller's `reserveRetry` gives it one more
+ * budget unit. The AS exchange restarts in the same libkrb5 session from the key already
+ * derived (`asRestart`): no second string-to-key when the primary's hint names the same
+ * parameters; other parameters get node:crypto's derivation, never libkrb5's (when only
+ * libkrb5 could derive them the retry is given up before the primary sees a guess). The
+ * primary's verdict is the answer; if it cannot be reached (timeout, breakers, deadline) the
+ * replica's stands, as in libkrb5.
  */
 import { type ErrorCode, isSaslgateError, type Reason, Reasons, SaslgateError } from '../errors.js'
 import { DEFAULT_ENCTYPES, parseEnctypes, S2K_DEFAULT_ITERATIONS } from './enctypes.js'
@@ -37,7 +51,7 @@ import {
 } from './krb5-verdicts.js'
 import { type Krb5Codes, krb5, type NativeSession, type StepResult } from './native.js'
 import { deriveKey, supportsEtype } from './string-to-key.js'
-import type { KdcTransport, PasswordVerifier, VerifyResult } from './types.js'
+import type { KdcTransport, PasswordVerifier, VerifyOptions, VerifyResult } from './types.js'
 
 export interface VerifierOptions {
   transport: KdcTransport
@@ -62,8 +76,15 @@ export interface VerifierOptions {
   ticketLifetimeS: number
   /** Bound on round trips of one exchange (a loop guard). */
   maxRoundTrips: number
+  /**
+   * Redo a replica's PREAUTH_FAILED or unknown-principal verdict once on the realm's primary
+   * KDCs (the transport's `isPrimary`, `primaryOnly`), given a budget unit by `reserveRetry`.
+   */
+  retryOnPrimary: boolean
   /** Called when a KDC reply is refused before libkrb5 sees it (for a log line). */
   onRefusedReply?: (event: RefusedReplyEvent) => void
+  /** Called after each retry on the primary KDC (for a log line and a counter). */
+  onPrimaryRetry?: (event: PrimaryRetryEvent) => void
   /**
    * Told when the KDC says it does not know the verify principal (`known: false`, again at
    * most every VERIFY_PRINCIPAL_REPORT_MS while it lasts) and when it knows it again.
@@ -81,6 +102,23 @@ export interface RefusedReplyEvent {
   detail: string
 }
 
+/** One retry on the primary KDC: never a principal, password or key. */
+export interface PrimaryRetryEvent {
+  realm: string
+  /** `host:port` of the replica whose verdict was retried. */
+  replica: string
+  /** The replica's verdict (`bad_password`, `unknown_principal`). */
+  replicaReason: Reason
+  /**
+   * `answered`: the primary's verdict is the answer (`reason`); `unreached`: the primary
+   * could not be reached, the replica's verdict stands; `given_up`: only libkrb5 could have
+   * derived the key the primary asked for, the replica's verdict stands.
+   */
+  outcome: 'answered' | 'unreached' | 'given_up'
+  /** The check's answer after the retry. */
+  reason: Reason
+}
+
 export const DEFAULT_VERIFIER_OPTIONS = {
   keytab: '',
   serviceTicketVia: 'as',
@@ -90,6 +128,7 @@ export const DEFAULT_VERIFIER_OPTIONS = {
   deriveKeys: true,
   ticketLifetimeS: 300,
   maxRoundTrips: 8,
+  retryOnPrimary: false,
 } as const satisfies Partial<VerifierOptions>
 
 type Outcome = { done: true; result: VerifyResult } | { done: false; step: StepResult }
@@ -121,6 +160,35 @@ interface Progress {
   preauthSent: boolean
   /** The KDC showed it knows the verify principal (AS mode: it asked for preauth). */
   serverKnown: boolean
+  /** The KDC whose reply the AS exchange last read (the one whose verdict ended it). */
+  lastKdc?: string
+  /** The AS exchange ended with a KDC's error (not the TGS exchange, not a local failure). */
+  asRefused?: boolean
+  /** The string-to-key parameters of the key the session holds, once derived. */
+  keyedWith?: S2kChoice
+}
+
+/** The retry on the primary reuses the first exchange's key (undefined: none was derived). */
+interface Retry {
+  prior: S2kChoice | undefined
+}
+
+/** The retry met parameters only libkrb5 could derive a key for: it is given up. */
+class RetryGivenUp extends Error {}
+
+/** A retry whose answer is no verdict of the primary's: the replica's verdict stands. */
+const PRIMARY_UNREACHED: ReadonlySet<Reason> = new Set<Reason>([
+  'kdc_unavailable',
+  'breakers_open',
+  'deadline',
+])
+
+/** The replica verdicts a retry on the primary may overturn. */
+const RETRIED: ReadonlySet<Reason> = new Set<Reason>(['bad_password', 'unknown_principal'])
+
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  return a.equals(b)
 }
 
 /** A missing verify principal is reported again at most this often while it lasts. */
@@ -179,7 +247,12 @@ export class KerberosVerifier implements PasswordVerifier {
     return this.#o.transport.allOpen(realm)
   }
 
-  async verify(principal: string, password: Buffer, signal: AbortSignal): Promise<VerifyResult> {
+  async verify(
+    principal: string,
+    password: Buffer,
+    signal: AbortSignal,
+    options: VerifyOptions = {},
+  ): Promise<VerifyResult> {
     if (this.#closed) throw new SaslgateError('SASLGATE_ERR_CLOSED', 'verifier closed')
     const at = principal.lastIndexOf('@')
     const realm = principal.slice(at + 1)
@@ -197,7 +270,7 @@ export class KerberosVerifier implements PasswordVerifier {
     }
     const server = this.#o.verifyPrincipal(realm)
     const progress: Progress = { n: 0, preauthSent: false, serverKnown: false }
-    const r = await this.#check(principal, server, realm, password, signal, progress)
+    const r = await this.#check(principal, server, realm, password, signal, progress, options)
     return this.#noteServer(server, r, progress)
   }
 
@@ -208,6 +281,7 @@ export class KerberosVerifier implements PasswordVerifier {
     password: Buffer,
     signal: AbortSignal,
     progress: Progress,
+    options: VerifyOptions,
   ): Promise<VerifyResult> {
     const { Session, codes } = krb5()
     const session = new Session({
@@ -219,7 +293,82 @@ export class KerberosVerifier implements PasswordVerifier {
       ticketLifetimeS: this.#o.ticketLifetimeS,
     })
     try {
-      const as = await this.#asExchange(session, realm, password, signal, progress, codes)
+      const first = await this.#exchange(session, realm, password, signal, progress, codes)
+      if (!(await this.#retryWanted(realm, first, progress, signal, options))) return first
+      const again: Progress = { n: 0, preauthSent: false, serverKnown: false }
+      const retry: Retry = { prior: progress.keyedWith }
+      let second: VerifyResult | undefined
+      try {
+        second = await this.#exchange(session, realm, password, signal, again, codes, retry)
+      } catch (err) {
+        if (!(err instanceof RetryGivenUp)) throw err
+      }
+      progress.n += again.n
+      if (again.serverKnown) progress.serverKnown = true
+      const retryPreauthSent = again.preauthSent
+      const replica = progress.lastKdc ?? ''
+      if (second === undefined || PRIMARY_UNREACHED.has(second.reason)) {
+        const outcome = second === undefined ? 'given_up' : 'unreached'
+        this.#notePrimaryRetry(realm, replica, first.reason, outcome, first.reason)
+        return { ...first, roundTrips: progress.n, retryPreauthSent }
+      }
+      this.#notePrimaryRetry(realm, replica, first.reason, 'answered', second.reason)
+      return {
+        ...second,
+        roundTrips: progress.n,
+        preauthSent: progress.preauthSent || retryPreauthSent,
+        retriedOnPrimary: true,
+        retryPreauthSent,
+      }
+    } finally {
+      session.close()
+    }
+  }
+
+  /**
+   * Whether the first exchange's verdict is one to redo on the primary: a replica's genuine
+   * PREAUTH_FAILED or unknown principal, a primary configured, and a budget unit given.
+   */
+  async #retryWanted(
+    realm: string,
+    first: VerifyResult,
+    progress: Progress,
+    signal: AbortSignal,
+    options: VerifyOptions,
+  ): Promise<boolean> {
+    if (!this.#o.retryOnPrimary || options.reserveRetry === undefined || signal.aborted) {
+      return false
+    }
+    // Only a verdict of the AS exchange (a TGS-REP's unknown client comes after the key is
+    // gone, and says nothing a replica could be behind on).
+    if (!RETRIED.has(first.reason) || !progress.asRefused || progress.lastKdc === undefined) {
+      return false
+    }
+    // Only the KDC's PREAUTH_FAILED after our pre-authentication, not a wrong password told
+    // by an AS-REP that does not decrypt (no pre-authentication: libkrb5's own string-to-key).
+    if (first.reason === 'bad_password' && (!progress.preauthSent || !progress.keyedWith)) {
+      return false
+    }
+    if (this.#o.transport.isPrimary?.(realm, progress.lastKdc) !== false) return false
+    try {
+      return await options.reserveRetry()
+    } catch {
+      return false // a failing hook: no retry, the first verdict stands
+    }
+  }
+
+  /** One AS exchange (and TGS exchange, in TGS mode) and the ticket's verification. */
+  async #exchange(
+    session: NativeSession,
+    realm: string,
+    password: Buffer,
+    signal: AbortSignal,
+    progress: Progress,
+    codes: Krb5Codes,
+    retry?: Retry,
+  ): Promise<VerifyResult> {
+    try {
+      const as = await this.#asExchange(session, realm, password, signal, progress, codes, retry)
       if (as.done) return as.result
       if (this.#o.serviceTicketVia === 'tgs') {
         const tgs = await this.#tgsExchange(session, realm, signal, progress, codes)
@@ -230,11 +379,10 @@ export class KerberosVerifier implements PasswordVerifier {
       if (v.code !== 0) return result(reasonForVerifyCode(v.code), progress, v.code)
       return result('ok', progress)
     } catch (err) {
+      if (err instanceof RetryGivenUp) throw err
       const reason = reasonForError(err)
       if (err instanceof RefusedReply) this.#noteRefused(realm, err, reason)
       return result(reason, progress)
-    } finally {
-      session.close()
     }
   }
 
@@ -269,6 +417,20 @@ export class KerberosVerifier implements PasswordVerifier {
       this.#o.onVerifyPrincipal?.({ principal, known })
     } catch {
       // a logging hook must never break a check
+    }
+  }
+
+  #notePrimaryRetry(
+    realm: string,
+    replica: string,
+    replicaReason: Reason,
+    outcome: PrimaryRetryEvent['outcome'],
+    reason: Reason,
+  ): void {
+    try {
+      this.#o.onPrimaryRetry?.({ realm, replica, replicaReason, outcome, reason })
+    } catch {
+      // a hook's failure must not change the answer
     }
   }
 
@@ -360,8 +522,14 @@ export class KerberosVerifier implements PasswordVerifier {
     signal: AbortSignal,
     trips: Progress,
     codes: Krb5Codes,
+    retry?: Retry,
   ): Promise<Outcome> {
-    let step = await bounded(session.asStart(password), signal)
+    // The retry restarts from the key the first exchange derived, when it derived one.
+    const prior = retry?.prior
+    let step = await bounded(
+      prior !== undefined ? session.asRestart() : session.asStart(password),
+      signal,
+    )
     let tcp = false
     let kdc: string | undefined
     // Whether the one string-to-key of this check has run (see the header).
@@ -371,6 +539,7 @@ export class KerberosVerifier implements PasswordVerifier {
       if (step.code === codes.KRB5KRB_ERR_RESPONSE_TOO_BIG && step.continue) tcp = true
       else if (step.code !== 0) {
         const reason = reasonForAsCode(step.code, trips.preauthSent)
+        trips.asRefused = true
         return { done: true, result: result(reason, trips, step.code) }
       }
       if (!step.continue) return { done: false, step }
@@ -385,9 +554,11 @@ export class KerberosVerifier implements PasswordVerifier {
         signal,
         tcp,
         preferKdc: kdc,
+        ...(retry !== undefined ? { primaryOnly: true } : {}),
       })
       trips.n++
       kdc = sent.kdc
+      trips.lastKdc = kdc
       if (sent.protocol === 'tcp') tcp = true
       const { info, choice } = this.#inspect(sent.reply, sent.kdc, () => session.defaultSalt())
       if (
@@ -401,13 +572,31 @@ export class KerberosVerifier implements PasswordVerifier {
       }
       if (!keyed && asksForPreauth(info)) {
         keyed = true
-        const restarted = await this.#switchToKey(session, password, choice, signal)
-        if (restarted.code !== 0) {
-          return { done: true, result: result('internal_error', trips, restarted.code) }
+        if (prior === undefined || !this.#sameKey(prior, choice, session)) {
+          // A retry never runs libkrb5's string-to-key: the check already had its one.
+          if (prior !== undefined && !(this.#o.deriveKeys && supportsEtype(choice.etype))) {
+            throw new RetryGivenUp()
+          }
+          const restarted = await this.#switchToKey(session, password, choice, signal)
+          if (restarted.code !== 0) {
+            return { done: true, result: result('internal_error', trips, restarted.code) }
+          }
         }
+        trips.keyedWith = choice
       }
       step = await bounded(session.asStep(sent.reply), signal)
     }
+  }
+
+  /** Whether `choice` names the key derived for `prior` (same enctype, salt and count). */
+  #sameKey(prior: S2kChoice, choice: S2kChoice, session: NativeSession): boolean {
+    if (prior.etype !== choice.etype) return false
+    const salt = (c: S2kChoice) => c.salt ?? session.defaultSalt()
+    if (!salt(prior).equals(salt(choice))) return false
+    if (sameBytes(prior.s2kparams, choice.s2kparams)) return true
+    // Absent parameters are the enctype's default count: the same key as naming it.
+    const count = s2kIterations(prior.etype, prior.s2kparams)
+    return count !== undefined && count === s2kIterations(choice.etype, choice.s2kparams)
   }
 
   async #tgsExchange(
@@ -429,7 +618,12 @@ export class KerberosVerifier implements PasswordVerifier {
       if (++rounds > this.#o.maxRoundTrips || step.out === null) {
         return { done: true, result: result('internal_error', trips) }
       }
-      const sent = await this.#o.transport.send(step.realm ?? realm, step.out, { signal, tcp })
+      // The KDC that answered the AS exchange first (after a retry: the primary).
+      const sent = await this.#o.transport.send(step.realm ?? realm, step.out, {
+        signal,
+        tcp,
+        preferKdc: trips.lastKdc,
+      })
       trips.n++
       if (sent.protocol === 'tcp') tcp = true
       step = await bounded(session.tgsStep(sent.reply), signal)

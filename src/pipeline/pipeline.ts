@@ -473,6 +473,14 @@ export class Pipeline implements Authenticator {
       reserved = await this.#reserveClean(principal, password, deadline, signal)
     if (!knownGood && !reserved) return { result: answer('guard_budget', 'guard'), queueWaitMs: 0 }
 
+    // A retry on the primary KDC sends a second pre-authenticated request, which the
+    // primary's lockout counts too: a second unit of the same budget, or no retry.
+    let retryReserved = false
+    const reserveRetry = async (): Promise<boolean> => {
+      const cleanNow = clean && !this.#spray.isSprayed(password)
+      retryReserved = !this.#closed && (await this.#guard.reserveKdc(principal, cleanNow))
+      return retryReserved
+    }
     let verifyStarted = 0
     let hold: Hold | undefined
     const admitted = await this.#admission.run(
@@ -480,7 +488,7 @@ export class Pipeline implements Authenticator {
         verifyStarted = performance.now()
         // Armed here, before any KDC reply, at the same point for every principal.
         hold = this.#refusalHold.arm(deadline)
-        return this.#verifier.verify(principal, password, signal)
+        return this.#verifier.verify(principal, password, signal, { reserveRetry })
       },
       { priority, deadlineMs: deadline, signal },
     )
@@ -494,6 +502,13 @@ export class Pipeline implements Authenticator {
 
     const reason = verified.reason
     const decision = decisionOf(reason)
+    // The retry's unit follows the first one's rule: kept when its pre-authenticated request
+    // went out or the primary's verdict on the user is the answer, else given back.
+    const retryVerdict =
+      verified.retriedOnPrimary === true && (decision === 'ok' || CACHEABLE_INVALID.has(reason))
+    if (retryReserved && !verified.retryPreauthSent && !retryVerdict) {
+      await this.#guard.refundKdc(principal)
+    }
     if (decision !== 'invalid') hold?.cancel()
     if (decision === 'ok') {
       if (reason !== 'ok') return { result: answer('internal_error', 'kerberos'), queueWaitMs }

@@ -126,6 +126,35 @@ describe('config layers: defaults < file < SASLGATE_* < --set', () => {
     }
   })
 
+  test('the retry on the primary KDC: off by default, primaries per realm from each layer', () => {
+    const defaults = loadConfig({ env: {} })
+    assert.equal(defaults.kerberos.retryOnPrimary, false)
+    assert.deepEqual(defaults.kerberos.primaryKdcs, {})
+    const fromEnv = loadConfig({
+      env: {
+        SASLGATE_KERBEROS_RETRY_ON_PRIMARY: 'true',
+        SASLGATE_KERBEROS_PRIMARY_KDCS: 'A.ORG=kdc1:88 [2001:db8::1]:750;B.ORG=kdc3',
+      },
+    })
+    const fromFile = loadConfig({
+      file: file(
+        'kerberos:\n  retryOnPrimary: true\n  primaryKdcs: {A.ORG: ["kdc1:88", "[2001:db8::1]:750"], B.ORG: [kdc3]}\n',
+      ),
+      env: {},
+    })
+    for (const c of [fromEnv, fromFile]) {
+      assert.equal(c.kerberos.retryOnPrimary, true)
+      assert.deepEqual(c.kerberos.primaryKdcs, {
+        'A.ORG': ['kdc1:88', '[2001:db8::1]:750'],
+        'B.ORG': ['kdc3'],
+      })
+    }
+    refuses(
+      { env: {}, settings: { 'kerberos.retryOnPrimary': 'sometimes' } },
+      /kerberos\.retryOnPrimary/,
+    )
+  })
+
   test('a JSON file is read like YAML; an empty file is all defaults', () => {
     const json = file(JSON.stringify({ pipeline: { deadlineMs: D + 5 } }), 'json')
     assert.equal(loadConfig({ file: json, env: {} }).pipeline.deadlineMs, D + 5)

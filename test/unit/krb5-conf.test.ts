@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { loadConfig } from '../../src/config.js'
 import { isSaslgateError } from '../../src/errors.js'
 import {
   DEFAULT_KRB5_CONF_PATH,
@@ -12,6 +13,7 @@ import {
   parseKrb5Conf,
   readKrb5Conf,
 } from '../../src/kerberos/krb5-conf.js'
+import { resolveKerberosSettings } from '../../src/kerberos/setup.js'
 import { parseKdcAddress } from '../../src/kerberos/transport.js'
 
 let dir = ''
@@ -112,10 +114,14 @@ describe('readKrb5Conf', () => {
         '2001:db8::54',
         'kdc3.example.org',
       ],
+      primaryKdc: [],
     })
-    assert.deepEqual(conf.realms['OTHER.ORG'], { kdc: ['192.0.2.7:88'] })
-    assert.deepEqual(conf.realms['INCLUDED.ORG'], { kdc: ['kdc.included.org:88'] })
-    assert.deepEqual(conf.realms['DIR.ORG'], { kdc: ['kdc-a.dir.org', 'kdc-b.dir.org'] })
+    assert.deepEqual(conf.realms['OTHER.ORG'], { kdc: ['192.0.2.7:88'], primaryKdc: [] })
+    assert.deepEqual(conf.realms['INCLUDED.ORG'], { kdc: ['kdc.included.org:88'], primaryKdc: [] })
+    assert.deepEqual(conf.realms['DIR.ORG'], {
+      kdc: ['kdc-a.dir.org', 'kdc-b.dir.org'],
+      primaryKdc: [],
+    })
     assert.deepEqual(Object.keys(conf.realms).sort(), [
       'DIR.ORG',
       'EXAMPLE.ORG',
@@ -140,6 +146,35 @@ describe('readKrb5Conf', () => {
     // What the file says is what the transport accepts.
     for (const { kdc } of Object.values(conf.realms)) for (const k of kdc) parseKdcAddress(k)
     assert.equal(parseKdcAddress('2001:db8::54').key, '[2001:db8::54]:88')
+  })
+
+  test('primary_kdc, else the older master_kdc, per realm', async () => {
+    const conf = await parseKrb5Conf(
+      [
+        '[realms]',
+        '  NEW.ORG = {',
+        '    kdc = replica1.new.org',
+        '    kdc = primary.new.org',
+        '    primary_kdc = primary.new.org:88',
+        '    master_kdc = old-name-ignored.new.org',
+        '  }',
+        '  OLD.ORG = {',
+        '    kdc = kdc.old.org',
+        '    master_kdc = master.old.org',
+        '    master_kdc = https://kkdcp.old.org/',
+        '  }',
+        '  NONE.ORG = {',
+        '    kdc = kdc.none.org',
+        '  }',
+        '',
+      ].join('\n'),
+    )
+    assert.deepEqual(conf.realms['NEW.ORG']?.primaryKdc, ['primary.new.org:88'])
+    assert.deepEqual(conf.realms['OLD.ORG']?.primaryKdc, ['master.old.org'])
+    assert.deepEqual(conf.realms['NONE.ORG']?.primaryKdc, [])
+    for (const { primaryKdc } of Object.values(conf.realms)) {
+      for (const k of primaryKdc) parseKdcAddress(k)
+    }
   })
 
   test('a missing file gives an empty configuration', async () => {
@@ -200,7 +235,7 @@ describe('readKrb5Conf', () => {
       '[libdefaults]\r\n default_realm = "QUOTED.ORG" trailing\r\n[realms]\r\n Q = {\r\n  kdc = "a\\\\b"\r\n }\r\n',
     )
     assert.equal(conf.defaultRealm, 'QUOTED.ORG')
-    assert.deepEqual(conf.realms.Q, { kdc: ['a\\b'] })
+    assert.deepEqual(conf.realms.Q, { kdc: ['a\\b'], primaryKdc: [] })
   })
 
   test("this machine's /etc/krb5.conf parses, and its KDCs are valid addresses", async (t) => {
@@ -208,5 +243,52 @@ describe('readKrb5Conf', () => {
     const conf = await readKrb5Conf(DEFAULT_KRB5_CONF_PATH, {})
     assert.deepEqual(conf.sources[0], DEFAULT_KRB5_CONF_PATH)
     for (const { kdc } of Object.values(conf.realms)) for (const k of kdc) parseKdcAddress(k)
+  })
+})
+
+describe('primary KDCs in the Kerberos settings', () => {
+  const settings = async (conf: string, set: Record<string, string>) => {
+    const path = await write(`settings-${Object.keys(set).join('-') || 'none'}.conf`, conf)
+    return resolveKerberosSettings(
+      loadConfig({ env: {}, settings: { 'kerberos.config': path, ...set } }),
+      {},
+    )
+  }
+  const CONF = [
+    '[libdefaults]',
+    '  default_realm = A.ORG',
+    '[realms]',
+    '  A.ORG = {',
+    '    kdc = replica.a.org',
+    '    master_kdc = primary.a.org',
+    '  }',
+    '  B.ORG = {',
+    '    kdc = kdc.b.org',
+    '  }',
+    '',
+  ].join('\n')
+
+  test('from krb5.conf; kerberos.primaryKdcs overrides it per realm', async () => {
+    const fromConf = await settings(CONF, {})
+    assert.deepEqual(fromConf.primaryKdcs, { 'A.ORG': ['primary.a.org'] })
+    const overridden = await settings(CONF, {
+      'kerberos.primaryKdcs': 'a.org=p1.a.org:88,p2.a.org; B.ORG=p.b.org',
+    })
+    assert.deepEqual(overridden.primaryKdcs, {
+      'A.ORG': ['p1.a.org:88', 'p2.a.org'],
+      'B.ORG': ['p.b.org'],
+    })
+  })
+
+  test('kerberos.retryOnPrimary without a primary for the default realm is refused at start', async () => {
+    const noPrimary = CONF.replace('    master_kdc = primary.a.org\n', '')
+    await assert.rejects(
+      settings(noPrimary, { 'kerberos.retryOnPrimary': 'true' }),
+      (e) =>
+        isSaslgateError(e, 'SASLGATE_ERR_CONFIG') &&
+        /kerberos\.retryOnPrimary: no primary KDC for realm A\.ORG/.test(e.message),
+    )
+    const ok = await settings(CONF, { 'kerberos.retryOnPrimary': 'true' })
+    assert.deepEqual(ok.primaryKdcs['A.ORG'], ['primary.a.org'])
   })
 })

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { AuthRequest, AuthResult } from '../../src/authenticator.js'
 import type { Reason } from '../../src/errors.js'
-import type { PasswordVerifier, VerifyResult } from '../../src/kerberos/types.js'
+import type { PasswordVerifier, VerifyOptions, VerifyResult } from '../../src/kerberos/types.js'
 import { Admission } from '../../src/pipeline/admission.js'
 import {
   type DecisionEvent,
@@ -562,5 +562,126 @@ describe('Pipeline', () => {
     await pipeline.close()
     await pipeline.close()
     assert.equal((await auth('alice', 'right')).decision, 'unavailable')
+  })
+})
+
+/**
+ * The verifier's retry on the primary KDC takes a second unit of the principal's budget
+ * through `reserveRetry`; the pipeline keeps or gives back each unit by the same rule.
+ */
+class RetryingVerifier implements PasswordVerifier {
+  readonly granted: boolean[] = []
+  constructor(
+    /** The answer when the retry is refused (the first verdict). */
+    readonly first: VerifyResult,
+    /** The answer after a granted retry. */
+    readonly retried: VerifyResult,
+  ) {}
+  async verify(
+    _principal: string,
+    _password: Buffer,
+    _signal: AbortSignal,
+    options?: VerifyOptions,
+  ): Promise<VerifyResult> {
+    const granted = (await options?.reserveRetry?.()) ?? false
+    this.granted.push(granted)
+    return granted ? this.retried : this.first
+  }
+  allKdcsDown(): boolean {
+    return false
+  }
+  async close(): Promise<void> {}
+}
+
+describe('Pipeline: budget units of a retry on the primary KDC', () => {
+  // The refusal hold's timer is unref()ed (a real server's sockets keep the loop alive).
+  let keepAlive: NodeJS.Timeout | undefined
+  before(() => {
+    keepAlive = setInterval(() => {}, 1000)
+  })
+  after(() => clearInterval(keepAlive))
+  const FIRST: VerifyResult = { reason: 'bad_password', roundTrips: 2, preauthSent: true }
+  const cases: Array<[string, VerifyResult, number]> = [
+    [
+      'the primary says OK',
+      {
+        reason: 'ok',
+        roundTrips: 4,
+        preauthSent: true,
+        retriedOnPrimary: true,
+        retryPreauthSent: true,
+      },
+      0, // a success resets the principal
+    ],
+    [
+      "the primary's PREAUTH_FAILED: both units",
+      { ...FIRST, roundTrips: 4, retriedOnPrimary: true, retryPreauthSent: true },
+      2,
+    ],
+    [
+      "the primary's unknown principal (no guess sent): both units",
+      {
+        reason: 'unknown_principal',
+        roundTrips: 2,
+        preauthSent: false,
+        retriedOnPrimary: true,
+        retryPreauthSent: false,
+      },
+      2,
+    ],
+    [
+      'the primary unreachable before a guess: the retry unit back',
+      { ...FIRST, roundTrips: 3, retryPreauthSent: false },
+      1,
+    ],
+    [
+      'the primary timed out after the guess went out: both units',
+      { ...FIRST, roundTrips: 3, retryPreauthSent: true },
+      2,
+    ],
+    [
+      'a forged reply from the "primary" before a guess: the retry unit back',
+      {
+        reason: 'kdc_reply_modified',
+        roundTrips: 3,
+        preauthSent: true,
+        retriedOnPrimary: true,
+        retryPreauthSent: false,
+      },
+      1,
+    ],
+  ]
+  for (const [name, retried, units] of cases) {
+    test(name, async () => {
+      const store = new MemoryGuardStore()
+      const verifier = new RetryingVerifier(FIRST, retried)
+      const pipeline = new Pipeline({ verifier, mapper, guardStore: store })
+      try {
+        await pipeline.authenticate(request('carol', 'pw'))
+        assert.deepEqual(verifier.granted, [true])
+        assert.equal((await store.get('carol@EX.TEST')).kdcForwarded, units)
+      } finally {
+        await pipeline.close()
+        await store.close()
+      }
+    })
+  }
+
+  test('no unit left after the first: reserveRetry says no, one unit charged', async () => {
+    const store = new MemoryGuardStore()
+    const verifier = new RetryingVerifier(FIRST, { ...FIRST, retriedOnPrimary: true })
+    const pipeline = new Pipeline(
+      { verifier, mapper, guardStore: store },
+      { maxKdcFailuresPerWindow: 1, cleanPasswordKdcReserve: 0 },
+    )
+    try {
+      const r = await pipeline.authenticate(request('carol', 'pw'))
+      assert.equal(r.reason, 'bad_password')
+      assert.deepEqual(verifier.granted, [false])
+      assert.equal((await store.get('carol@EX.TEST')).kdcForwarded, 1)
+    } finally {
+      await pipeline.close()
+      await store.close()
+    }
   })
 })

@@ -706,6 +706,34 @@ describe('KdcClient', () => {
     assert.equal(r.kdc, b.kdc)
     assert.equal(a.udpRequests.length, 0)
   })
+
+  test('primaryOnly sends go to the primaries only; isPrimary names them', async (t) => {
+    const replica = await startFake()
+    const primary = await startFake()
+    const outside = await startFake() // a primary that is not in the realm's KDC list
+    const { c } = client(t, {
+      realms: { R: [replica.kdc, primary.kdc], NOPRIMARY: [replica.kdc] },
+      primaries: { R: [outside.kdc, primary.kdc] },
+    })
+    assert.equal((await c.send('R', REQUEST, { signal: signal() })).kdc, replica.kdc)
+    const r = await c.send('R', REQUEST, {
+      signal: signal(),
+      primaryOnly: true,
+      preferKdc: replica.kdc, // not a primary: ignored
+    })
+    assert.equal(r.kdc, outside.kdc)
+    assert.equal(replica.udpRequests.length, 1)
+    assert.equal(c.isPrimary('R', primary.kdc), true)
+    assert.equal(c.isPrimary('R', outside.kdc), true)
+    assert.equal(c.isPrimary('R', replica.kdc), false)
+    assert.equal(c.isPrimary('NOPRIMARY', replica.kdc), undefined)
+    await rejectsWith(
+      c.send('NOPRIMARY', REQUEST, { signal: signal(), primaryOnly: true }),
+      'SASLGATE_ERR_NO_KDC',
+    )
+    // The primaries have breakers of their own (a gauge each).
+    assert.ok(outside.kdc in c.breakerStates())
+  })
 })
 
 describe('KdcClient breakers', () => {
