@@ -6,6 +6,9 @@
 import { accessSync, constants } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
+import { parseEnctypes } from './kerberos/enctypes.js'
+import { classifyKdcReply } from './kerberos/kdc-message.js'
+import { encodeProbeAsReq } from './kerberos/probe-request.js'
 import {
   checkKeytabAtStart,
   createKerberos,
@@ -14,16 +17,14 @@ import {
 } from './kerberos/setup.js'
 import { type DecisionEvent, Pipeline } from './pipeline/pipeline.js'
 import { createPrincipalMapper, type PrincipalMapper } from './pipeline/principal.js'
+import { KdcReadiness } from './service/readiness.js'
 import { RedisGuardStore } from './state/redis-store.js'
 import type { Observability } from './telemetry/observability.js'
 
 export interface LocalAuthenticator {
   pipeline: Pipeline
   defaultRealm: string
-  /**
-   * Ready to decide: the keytab is readable, and some KDC breaker of the default realm is not
-   * open or offline mode can answer for known-good users.
-   */
+  /** Ready to serve (src/service/readiness.ts says what that means). */
   readiness(): { ready: boolean; reason?: string }
   close(): Promise<void>
 }
@@ -62,12 +63,17 @@ export async function buildLocalAuthenticator(
   const settings = await resolveKerberosSettings(config, env)
   // Before anything listens: a keytab this process cannot use would refuse every right password.
   await checkKeytabAtStart(config, settings)
+  // Fed by every KDC reply; created before the transport so its first reply counts.
+  let kdcReadiness: KdcReadiness | undefined
   const { verifier, transport } = createKerberos(config, settings, {
     onBreakerChange: (e) =>
       obs !== undefined
         ? obs.onBreakerChange(e)
         : logger.warn({ kdc: e.kdc, state: e.state }, 'KDC breaker changed state'),
-    ...(obs !== undefined ? { onAttempt: (e) => obs.onKdcAttempt(e) } : {}),
+    onAttempt: (e) => {
+      if (e.outcome === 'reply' || e.outcome === 'late_reply') kdcReadiness?.noteReply(e.realm)
+      obs?.onKdcAttempt(e)
+    },
     onRefusedReply: (e) =>
       logger.warn(
         { realm: e.realm, kdc: e.kdc, reason: e.reason, detail: e.detail },
@@ -113,6 +119,44 @@ export async function buildLocalAuthenticator(
     refusalHold: () => pipeline.stats().refusalHold,
     breakerStates: () => transport.breakerStates(),
   })
+  const realm = settings.defaultRealm
+  const verifyPrincipal = settings.verifyPrincipal(realm)
+  const probeRequest = () =>
+    encodeProbeAsReq({
+      client: verifyPrincipal.slice(0, verifyPrincipal.lastIndexOf('@')),
+      realm,
+      enctypes: parseEnctypes(config.kerberos.enctypes),
+    })
+  const tracker = new KdcReadiness({
+    realm,
+    windowMs: config.service.readyKdcWindowMs,
+    async probe() {
+      try {
+        const r = await transport.send(realm, probeRequest(), {
+          signal: AbortSignal.timeout(config.pipeline.deadlineMs),
+        })
+        return classifyKdcReply(r.reply) !== undefined
+      } catch {
+        return false // unreachable, breakers open, closed: the reason comes from the state
+      }
+    },
+    allBreakersOpen: () => verifier.allKdcsDown(realm),
+    offlineCanServe: () =>
+      config.pipeline.offlineMaxStalenessMs > 0 && pipeline.stats().cache.positive > 0,
+    keytabReadable: () => keytabReadable(settings.keytab),
+    onReachability: (e) => {
+      if (e.reachable) logger.info({ realm: e.realm }, 'a KDC of the default realm answers: ready')
+      else
+        logger.warn(
+          { realm: e.realm, kdcs: settings.kdcs[e.realm] },
+          'no KDC of the default realm answers: not ready (a right password would be refused)',
+        )
+    },
+  })
+  // The first probe before anyone asks: a process that logs "ready" has heard from a KDC (or
+  // knows it has not). Bounded by pipeline.deadlineMs.
+  kdcReadiness = tracker
+  await tracker.probe()
   logger.info(
     {
       defaultRealm: settings.defaultRealm,
@@ -127,19 +171,9 @@ export async function buildLocalAuthenticator(
   return {
     pipeline,
     defaultRealm: settings.defaultRealm,
-    readiness() {
-      if (!keytabReadable(settings.keytab)) return { ready: false, reason: 'keytab unreadable' }
-      // Every KDC breaker open: with offline mode on, this replica still lets known-good
-      // users in, so it stays ready (else Kubernetes would take every replica out of the
-      // Service during a KDC outage and nobody could log in); without it, not ready.
-      if (
-        verifier.allKdcsDown(settings.defaultRealm) &&
-        config.pipeline.offlineMaxStalenessMs === 0
-      )
-        return { ready: false, reason: 'every KDC breaker open' }
-      return { ready: true }
-    },
+    readiness: () => tracker.readiness(),
     async close() {
+      await tracker.close()
       await pipeline.close()
       await verifier.close()
       await guardStore?.close()

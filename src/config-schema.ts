@@ -301,6 +301,12 @@ export const SCHEMA = {
       600_000,
       'On SIGTERM: readiness goes false, then in-flight RPCs get this long before the process exits.',
     ),
+    readyKdcWindowMs: i(
+      60_000,
+      1_000,
+      3_600_000,
+      '/readyz is ready while a KDC of the default realm answered this recently (a probe asks when idle), or offline mode has a known-good user.',
+    ),
     readyDelayMs: i(
       0,
       0,
