@@ -10,6 +10,7 @@
  *                                                 the saslauthd socket on a front-end, asking the service
  *   saslgate demo                                 a throw-away realm, a storm, a summary
  *   saslgate options                              every option with its default (markdown)
+ *   saslgate principal-hash LOGIN...              the h:... label logs carry for a user
  *
  * Common flags: --config FILE (YAML/JSON), --set section.key=value (repeatable).
  */
@@ -31,6 +32,8 @@ commands:
                                     answer the saslauthd socket by asking the service
   demo                              throw-away realm + saslgate + a login storm + a summary
   options                           list every option with its default
+  principal-hash LOGIN...           the h:... label logs and traces carry for each login
+                                     (needs telemetry.principalKeyFile, the logs' key)
 
 common options:
   --config FILE                     YAML or JSON config file
@@ -131,6 +134,26 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
   }
 }
 
+/** One line per login: `LABEL PRINCIPAL`, or `- LOGIN refused (REASON)` when it does not map. */
+async function cmdPrincipalHash(config: Config, logins: readonly string[]): Promise<number> {
+  if (logins.length === 0) fail('principal-hash needs one or more logins (alice, alice@REALM)')
+  const { principalHashes } = await import('./commands/principal-hash.js')
+  const lines = await principalHashes(config, logins)
+  if (config.telemetry.principals !== 'hash')
+    process.stderr.write(
+      `saslgate: note: telemetry.principals is ${config.telemetry.principals}, so the logs do not carry these labels\n`,
+    )
+  let refused = 0
+  for (const l of lines) {
+    if (l.label !== undefined) process.stdout.write(`${l.label} ${l.principal}\n`)
+    else {
+      refused++
+      process.stdout.write(`- ${l.login} refused before mapping (${l.refused})\n`)
+    }
+  }
+  return refused === 0 ? EXIT.ok : EXIT.invalid
+}
+
 function cmdOptions(): number {
   const lines = ['| option | environment | default | meaning |', '|---|---|---|---|']
   for (const [name, leaf] of options()) {
@@ -176,7 +199,8 @@ export async function main(argv: string[]): Promise<number> {
         out: { type: 'string' },
       },
       strict: true,
-      allowPositionals: false,
+      // Only principal-hash takes positionals (checked below).
+      allowPositionals: command === 'principal-hash',
     })
   } catch (err) {
     fail(`${(err as Error).message}\n\n${USAGE}`)
@@ -256,6 +280,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'options':
       return cmdOptions()
+    case 'principal-hash':
+      return cmdPrincipalHash(load(), parsed.positionals)
     default:
       fail(`unknown command "${command}"\n\n${USAGE}`)
   }

@@ -425,6 +425,10 @@ export const SCHEMA = {
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
       'pino log level.',
     ),
+    syslog: b(
+      false,
+      'One `auth success`/`auth failure` line per decision on stdout with a syslog `auth` PRI prefix (journald files it as facility auth), like saslauthd.',
+    ),
   },
 } as const
 
