@@ -6,6 +6,7 @@
 import { accessSync, constants } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
+import { SaslgateError } from './errors.js'
 import { parseEnctypes } from './kerberos/enctypes.js'
 import { classifyKdcReply } from './kerberos/kdc-message.js'
 import { encodeProbeAsReq } from './kerberos/probe-request.js'
@@ -45,12 +46,58 @@ export function mapperFromConfig(config: Config, defaultRealm: string): Principa
   const domainRealms: Record<string, string> = {}
   for (const [domain, realm] of Object.entries(config.realm.domainRealms))
     domainRealms[domain] = realm.toUpperCase()
-  return createPrincipalMapper({
-    defaultRealm,
-    realms: mappedRealms(config, defaultRealm),
-    domainRealms,
-    allowInstances: config.realm.allowInstances,
-  })
+  const realms = mappedRealms(config, defaultRealm)
+  try {
+    return createPrincipalMapper({
+      defaultRealm,
+      realms,
+      domainRealms,
+      allowInstances: config.realm.allowInstances,
+    })
+  } catch (err) {
+    throw mapperConfigError(err, config, defaultRealm, realms)
+  }
+}
+
+const REALM_RULE = 'a realm name has no spaces, control characters, backslash, @ or /'
+
+/**
+ * The mapper names its own parameters (`defaultRealm`, `realms[2]`); an operator set
+ * `realm.default`, `realm.allowed` or `realm.domainRealms` (or krb5.conf's default_realm).
+ */
+function mapperConfigError(
+  err: unknown,
+  config: Config,
+  defaultRealm: string,
+  realms: readonly string[],
+): unknown {
+  if (!(err instanceof SaslgateError) || err.code !== 'SASLGATE_ERR_CONFIG') return err
+  const m = /^(defaultRealm|realms\[(\d+)\]|domainRealms(?:\[([^\]]*)\])?)/.exec(err.message)
+  if (m === null) return err
+  let option: string
+  let value: string | undefined
+  if (m[1] === 'defaultRealm') {
+    option = config.realm.default !== '' ? 'realm.default' : 'realm.default (from default_realm)'
+    value = defaultRealm
+  } else if (m[2] !== undefined) {
+    // The mapper's realm list is realm.allowed and the realm.domainRealms targets together.
+    value = realms[Number(m[2])]
+    const domain = Object.entries(config.realm.domainRealms).find(
+      ([, r]) => r.toUpperCase() === value,
+    )?.[0]
+    const allowed = config.realm.allowed.some((r) => r.toUpperCase() === value)
+    option = allowed || domain === undefined ? 'realm.allowed' : 'realm.domainRealms'
+    if (!allowed && domain !== undefined) value = `${domain}=${value}`
+  } else {
+    option = 'realm.domainRealms'
+    value = m[3]
+  }
+  const why = err.message.includes('not a valid realm name') ? REALM_RULE : err.message
+  return new SaslgateError(
+    'SASLGATE_ERR_CONFIG',
+    `config option ${option}: ${value !== undefined ? `${JSON.stringify(value)}: ` : ''}${why}`,
+    { cause: err },
+  )
 }
 
 export async function buildLocalAuthenticator(

@@ -42,8 +42,8 @@ common options:
 `
 
 /**
- * Exit codes. The systemd units' RestartPreventExitStatus lists usage, socketInUse and config:
- * a restart cannot fix any of them.
+ * Exit codes. The systemd units' RestartPreventExitStatus lists usage, socketInUse (and
+ * socketPath, the same 73) and config: a restart cannot fix any of them.
  */
 const EXIT = {
   ok: 0,
@@ -52,6 +52,7 @@ const EXIT = {
   usage: 64, // EX_USAGE
   software: 70, // EX_SOFTWARE: an internal error
   socketInUse: 73, // EX_CANTCREAT: another live process answers on the saslauthd socket
+  socketPath: 73, // EX_CANTCREAT: the socket cannot be created there (directory, permissions)
   config: 78, // EX_CONFIG: options, krb5.conf, keytab, verify principal
 } as const
 
@@ -298,6 +299,8 @@ main(process.argv.slice(2)).then(
     if (isSaslgateError(err, 'SASLGATE_ERR_CONFIG') || isSaslgateError(err, 'SASLGATE_ERR_KEYTAB'))
       fail(err.message, EXIT.config)
     if (isSaslgateError(err, 'SASLGATE_ERR_SOCKET_IN_USE')) fail(err.message, EXIT.socketInUse)
+    // The message says why (errno, what to do); a restart cannot fix a missing directory.
+    if (isSaslgateError(err, 'SASLGATE_ERR_SOCKET_PATH')) fail(err.message, EXIT.socketPath)
     process.stderr.write(
       `saslgate: ${isSaslgateError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err)}\n`,
     )

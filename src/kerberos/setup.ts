@@ -37,7 +37,18 @@ export async function resolveKerberosSettings(
   if (defaultRealm === '') {
     throw new SaslgateError(
       'SASLGATE_ERR_CONFIG',
-      `config option realm.default: not set and ${path || 'no krb5.conf'} has no default_realm`,
+      `config option realm.default: not set, and ${path === '' ? 'there is no krb5.conf (KRB5_CONFIG, /etc/krb5.conf)' : `${path} has no default_realm in [libdefaults]`}: set realm.default (SASLGATE_REALM_DEFAULT) or default_realm`,
+    )
+  }
+  // Before the KDC look-up: "no KDC for realm BAD REALM" would hide that the name itself is wrong.
+  if (/[\s\p{Cc}\\@/]/u.test(defaultRealm)) {
+    const option =
+      config.realm.default !== ''
+        ? 'realm.default'
+        : `realm.default (unset; default_realm in ${path})`
+    throw new SaslgateError(
+      'SASLGATE_ERR_CONFIG',
+      `config option ${option}: ${JSON.stringify(defaultRealm)} is not a realm name (no spaces, control characters, backslash, @ or /)`,
     )
   }
   const kdcs: Record<string, readonly string[]> = {}
