@@ -30,6 +30,9 @@ export interface LocalAuthenticator {
   close(): Promise<void>
 }
 
+/** RFC 4120 KDC_ERR_C_PRINCIPAL_UNKNOWN: the probe's client (the verify principal) is unknown. */
+const KDC_ERR_C_PRINCIPAL_UNKNOWN = 6
+
 function keytabReadable(path: string): boolean {
   const file = path.replace(/^(FILE|WRFILE):/, '')
   if (/^[A-Z]+:/.test(file)) return true // MEMORY: and other non-file keytabs
@@ -127,6 +130,7 @@ export async function buildLocalAuthenticator(
         'refused a KDC reply before libkrb5 saw it (spoofed or misconfigured KDC)',
       ),
     onVerifyPrincipal: (e) => {
+      kdcReadiness?.noteVerifyPrincipal(e.principal, e.known)
       if (e.known)
         logger.info({ verifyPrincipal: e.principal }, 'the KDC knows the verify principal again')
       else
@@ -168,6 +172,7 @@ export async function buildLocalAuthenticator(
   })
   const realm = settings.defaultRealm
   const verifyPrincipal = settings.verifyPrincipal(realm)
+  const sameRealm = verifyPrincipal.endsWith(`@${realm}`)
   const probeRequest = () =>
     encodeProbeAsReq({
       client: verifyPrincipal.slice(0, verifyPrincipal.lastIndexOf('@')),
@@ -182,15 +187,24 @@ export async function buildLocalAuthenticator(
         const r = await transport.send(realm, probeRequest(), {
           signal: AbortSignal.timeout(config.pipeline.deadlineMs),
         })
-        return classifyKdcReply(r.reply) !== undefined
+        const info = classifyKdcReply(r.reply)
+        if (info === undefined) return { answered: false }
+        // Only a verify principal of this realm is the probe's client as such (TGS mode may
+        // name one of another realm, which this realm's KDC does not hold).
+        if (!sameRealm) return { answered: true }
+        return {
+          answered: true,
+          verifyPrincipalKnown: info.errorCode !== KDC_ERR_C_PRINCIPAL_UNKNOWN,
+        }
       } catch {
-        return false // unreachable, breakers open, closed: the reason comes from the state
+        return { answered: false } // unreachable, breakers open, closed: the state says why
       }
     },
     allBreakersOpen: () => verifier.allKdcsDown(realm),
     offlineCanServe: () =>
       config.pipeline.offlineMaxStalenessMs > 0 && pipeline.stats().cache.positive > 0,
     keytabReadable: () => keytabReadable(settings.keytab),
+    verifyPrincipal,
     onReachability: (e) => {
       if (e.reachable) logger.info({ realm: e.realm }, 'a KDC of the default realm answers: ready')
       else
@@ -204,6 +218,12 @@ export async function buildLocalAuthenticator(
   // knows it has not). Bounded by pipeline.deadlineMs.
   kdcReadiness = tracker
   await tracker.probe()
+  const atStart = tracker.readiness()
+  if (atStart.reason?.startsWith('the KDC does not know') === true)
+    logger.error(
+      { verifyPrincipal },
+      `configuration error: the KDC does not know the verify principal ${verifyPrincipal} (C_PRINCIPAL_UNKNOWN to the readiness probe); not ready: create it (kadmin addprinc -randkey) and put its keys in the keytab, or set kerberos.verifyPrincipal`,
+    )
   logger.info(
     {
       defaultRealm: settings.defaultRealm,

@@ -118,6 +118,14 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
     process.stdout.write(
       `${decision} (${result.reason}) ${who} in ${ms} ms, ${result.roundTrips} KDC round trips\n`,
     )
+    if (result.reason === 'verify_principal_unknown') {
+      const vp = settings.verifyPrincipal(mapped.ok ? mapped.realm : settings.defaultRealm)
+      process.stderr.write(
+        `saslgate: configuration: the KDC does not know the verify principal ${vp} (S_PRINCIPAL_UNKNOWN): ` +
+          `create it (kadmin addprinc -randkey ${vp}) and export its keys into ${settings.keytab}, or set kerberos.verifyPrincipal\n`,
+      )
+      return EXIT.config
+    }
     if (result.reason === 'verify_failed') {
       // The KDC took the password, but its ticket did not decrypt with our keytab: almost
       // always a stale keytab (the principal was rekeyed), else a KDC that is not the realm's.

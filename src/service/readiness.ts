@@ -4,6 +4,7 @@
  *
  *   ready  =  not draining
  *         and the keytab is readable
+ *         and the KDC knows the verify principal (else every check fails)
  *         and ( a KDC of the default realm answered within `service.readyKdcWindowMs`
  *               and not every KDC breaker of the default realm is open
  *             or offline mode is on and the verdict cache holds a positive verdict )
@@ -29,13 +30,19 @@ export interface KdcReadinessOptions {
   realm: string
   /** A KDC reply this recent makes the realm reachable. */
   windowMs: number
-  /** Sends one probe to the realm's KDCs; resolves true on a Kerberos reply. Never throws. */
-  probe: () => Promise<boolean>
+  /**
+   * Sends one probe to the realm's KDCs. `answered`: a Kerberos reply came; `verifyPrincipalKnown`
+   * false: that reply said the KDC does not know the verify principal (the probe's client).
+   * Never throws.
+   */
+  probe: () => Promise<{ answered: boolean; verifyPrincipalKnown?: boolean }>
   /** Every KDC breaker of the realm is open. */
   allBreakersOpen: () => boolean
   /** Offline mode can let someone in: it is on and a positive verdict is cached. */
   offlineCanServe: () => boolean
   keytabReadable: () => boolean
+  /** Named in the reason when the KDC does not know it. */
+  verifyPrincipal?: string
   now?: () => number
   /** Told once per change between reachable and unreachable (a log line). */
   onReachability?: (e: { realm: string; reachable: boolean }) => void
@@ -47,6 +54,8 @@ export class KdcReadiness {
   #lastReplyAt = Number.NEGATIVE_INFINITY
   #probing: Promise<void> | undefined
   #reachable: boolean | undefined
+  /** The verify principal the KDC said it does not know (every check would fail), or undefined. */
+  #unknownVerifyPrincipal: string | undefined
   #probes = 0
   #closed = false
 
@@ -63,6 +72,16 @@ export class KdcReadiness {
     this.#setReachable(true)
   }
 
+  /**
+   * The KDC does (or does not) know the verify principal: from a probe or from a user's check
+   * (the verifier's report). While unknown, not ready: every check would answer unavailable.
+   */
+  noteVerifyPrincipal(principal: string, known: boolean): void {
+    if (known) {
+      if (this.#unknownVerifyPrincipal === principal) this.#unknownVerifyPrincipal = undefined
+    } else this.#unknownVerifyPrincipal = principal
+  }
+
   /** Probes sent so far (tests assert which path ran). */
   get probes(): number {
     return this.#probes
@@ -74,9 +93,13 @@ export class KdcReadiness {
     this.#probing ??= (async () => {
       this.#probes++
       try {
-        const answered = await this.#o.probe()
-        if (answered) this.noteReply(this.#o.realm)
-        else if (!this.#fresh()) this.#setReachable(false)
+        const r = await this.#o.probe()
+        if (r.answered) {
+          this.noteReply(this.#o.realm)
+          if (r.verifyPrincipalKnown === false)
+            this.#unknownVerifyPrincipal ??= this.#o.verifyPrincipal ?? 'the verify principal'
+          else if (r.verifyPrincipalKnown === true) this.#unknownVerifyPrincipal = undefined
+        } else if (!this.#fresh()) this.#setReachable(false)
       } finally {
         this.#probing = undefined
       }
@@ -86,6 +109,13 @@ export class KdcReadiness {
 
   readiness(): ReadinessState {
     if (!this.#o.keytabReadable()) return { ready: false, reason: 'keytab unreadable' }
+    if (this.#unknownVerifyPrincipal !== undefined) {
+      if (this.#now() - this.#lastReplyAt > this.#o.windowMs / 2) void this.probe()
+      return {
+        ready: false,
+        reason: `the KDC does not know ${this.#unknownVerifyPrincipal} (every check would fail)`,
+      }
+    }
     const age = this.#now() - this.#lastReplyAt
     // Refresh before the window runs out, so a steady prober never sees a gap.
     if (age > this.#o.windowMs / 2) void this.probe()

@@ -5,16 +5,17 @@
  * line, which KDC state), never a duration.
  */
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { saslauthdCheck } from '../../src/storm/saslauthd-client.js'
-import { realmUsers, startSingleHost } from '../../src/testing/deployment.js'
+import { OTEL_OFF, realmUsers, startSingleHost } from '../../src/testing/deployment.js'
 import { freePort } from '../../src/testing/ports.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
-import type { SaslgateProcess } from '../../src/testing/saslgate-process.js'
+import { SASLGATE_BIN, type SaslgateProcess } from '../../src/testing/saslgate-process.js'
 
 const ALICE = 'alice-Ready-1234'
 
@@ -89,7 +90,13 @@ describe('/readyz means "can serve"', () => {
       const r = await readyz(g.admin)
       assert.equal(r.status, 503)
       assert.equal(r.body.status, 'not ready')
-      assert.match(r.body.reason ?? '', new RegExp(`no KDC of ${realm.name} has answered yet`))
+      // Which words depends on whether the start probe's failures opened the breaker yet.
+      assert.match(
+        r.body.reason ?? '',
+        new RegExp(
+          `no KDC of ${realm.name} has answered yet|every KDC breaker of ${realm.name} is open`,
+        ),
+      )
       assert.match(g.proc.output(), /no KDC of the default realm answers: not ready/)
       // Honest: the process that says "not ready" does refuse a right password.
       const login = await saslauthdCheck(g.socket, 'alice', ALICE)
@@ -130,5 +137,51 @@ describe('/readyz means "can serve"', () => {
     } finally {
       await realm.startKdc(0)
     }
+  })
+})
+
+describe('a verify principal the KDC does not know', () => {
+  // In the keytab (the start-time check passes) but deleted from the KDC afterwards.
+  const GONE = 'host/gone.saslgate.test'
+  let keytab: string
+  let goneArgs: string[]
+  before(async () => {
+    keytab = join(dir, 'gone.keytab')
+    await realm.kadmin(`addprinc -randkey ${GONE}`)
+    await realm.kadmin(`ktadd -k ${keytab} ${GONE}`)
+    await realm.kadmin(`delprinc -force ${GONE}`)
+    goneArgs = ['--set', `kerberos.verifyPrincipal=${GONE}`, '--set', `kerberos.keytab=${keytab}`]
+  })
+
+  test('serve: not ready, the principal named in /readyz and in an error line', async () => {
+    const g = await gate(goneArgs)
+    const r = await readyz(g.admin)
+    assert.equal(r.status, 503)
+    assert.equal(
+      r.body.reason,
+      `the KDC does not know ${GONE}@${realm.name} (every check would fail)`,
+    )
+    assert.match(g.proc.output(), new RegExp(`the KDC does not know the verify principal ${GONE}@`))
+  })
+
+  test('verify: names the principal and what to do, exit 78 (configuration), not 2', async () => {
+    const v = spawnSync(
+      process.execPath,
+      [SASLGATE_BIN, 'verify', '--principal', 'alice', ...goneArgs],
+      {
+        env: { PATH: process.env.PATH ?? '', ...realm.env, ...OTEL_OFF },
+        input: `${ALICE}\n`,
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    )
+    assert.equal(v.status, 78, v.stdout + v.stderr)
+    assert.match(v.stdout, /unavailable \(verify_principal_unknown\)/)
+    assert.match(
+      v.stderr,
+      new RegExp(
+        `the KDC does not know the verify principal ${GONE}@${realm.name.replace('.', '\\.')} \\(S_PRINCIPAL_UNKNOWN\\): create it \\(kadmin addprinc -randkey`,
+      ),
+    )
   })
 })

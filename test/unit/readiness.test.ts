@@ -10,7 +10,7 @@ function make(over: Partial<KdcReadinessOptions> = {}) {
   const r = new KdcReadiness({
     realm: 'R.TEST',
     windowMs: 10_000,
-    probe: async () => state.answers,
+    probe: async () => ({ answered: state.answers }),
     allBreakersOpen: () => state.open,
     offlineCanServe: () => state.offline,
     keytabReadable: () => state.keytab,
@@ -77,4 +77,26 @@ test('after close no probe starts', async () => {
   r.readiness()
   await r.probe()
   assert.equal(r.probes, 0)
+})
+
+test('a KDC that does not know the verify principal: not ready, named, until it knows it again', async () => {
+  let known = false
+  const { r } = make({
+    verifyPrincipal: 'host/x@R.TEST',
+    probe: async () => ({ answered: true, verifyPrincipalKnown: known }),
+  })
+  await r.probe()
+  assert.deepEqual(r.readiness(), {
+    ready: false,
+    reason: 'the KDC does not know host/x@R.TEST (every check would fail)',
+  })
+  r.noteReply('R.TEST') // a user's check reached the KDC: still unknown
+  assert.equal(r.readiness().ready, false)
+  known = true
+  await r.probe()
+  assert.deepEqual(r.readiness(), { ready: true })
+  r.noteVerifyPrincipal('host/x@R.TEST', false) // the verifier's report counts too
+  assert.equal(r.readiness().ready, false)
+  r.noteVerifyPrincipal('host/x@R.TEST', true)
+  assert.equal(r.readiness().ready, true)
 })
