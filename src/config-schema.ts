@@ -46,7 +46,7 @@ export const SCHEMA = {
     keytab: s('', 'Keytab with the verify principal; empty: `KRB5_KTNAME`, else /etc/krb5.keytab.'),
     verifyPrincipal: s(
       '',
-      'Service principal tickets are verified against; empty: `host/<hostname>` like saslauthd.',
+      'Service principal tickets are verified against; empty: `host/<canonical hostname>` as libkrb5 makes it, like saslauthd.',
     ),
     serviceTicketVia: e(
       'as',
