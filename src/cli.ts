@@ -126,6 +126,19 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
       )
       return EXIT.config
     }
+    const clock =
+      result.reason === 'verify_failed' ? await clockFailure(result.krb5Code) : undefined
+    if (clock !== undefined) {
+      // The ticket is checked on this host's clock (not the KDC's): a clock behind by more
+      // than libkrb5's clockskew (300 s) sees it "not yet valid", one ahead by more than the
+      // ticket's lifetime plus the skew sees it expired. Every right password fails so.
+      process.stderr.write(
+        `saslgate: configuration: the ticket for ${settings.verifyPrincipal(mapped.ok ? mapped.realm : settings.defaultRealm)} ` +
+          `is ${clock} on this host's clock (krb5 error ${result.krb5Code}): ` +
+          "this host's clock and the KDC's differ by more than libkrb5's clockskew (300 s) allows; fix time sync (NTP, chrony) here or on the KDC\n",
+      )
+      return EXIT.config
+    }
     if (result.reason === 'verify_failed') {
       // The KDC took the password, but its ticket did not decrypt with our keytab: almost
       // always a stale keytab (the principal was rekeyed), else a KDC that is not the realm's.
@@ -161,6 +174,17 @@ async function cmdPrincipalHash(config: Config, logins: readonly string[]): Prom
     }
   }
   return refused === 0 ? EXIT.ok : EXIT.invalid
+}
+
+/** Which clock failure a libkrb5 code of the ticket check is, if any. */
+async function clockFailure(code: number | undefined): Promise<string | undefined> {
+  if (code === undefined) return undefined
+  const { krb5 } = await import('./kerberos/native.js')
+  const c = krb5().codes
+  if (code === c.KRB5KRB_AP_ERR_TKT_NYV) return 'not yet valid'
+  if (code === c.KRB5KRB_AP_ERR_TKT_EXPIRED) return 'expired'
+  if (code === c.KRB5KRB_AP_ERR_SKEW) return 'outside the clock skew'
+  return undefined
 }
 
 function cmdOptions(): number {
