@@ -16,6 +16,10 @@
  * So a fresh process whose KDCs are all down is not ready (it would refuse everyone), and
  * under traffic the probe is never sent.
  *
+ * KDC replies are unauthenticated, so whoever can answer on a KDC address can make a probe
+ * say "answered" or "principal unknown": readiness is an operational signal, never a security
+ * decision (a spoofer able to answer could refuse every check anyway).
+ *
  * Offline mode (`pipeline.offlineMaxStalenessMs` > 0) keeps a replica ready through a KDC
  * outage only while it has someone to let in: with an empty cache it cannot serve anyone
  * either (and Kubernetes should send the logins to a replica that can).
@@ -57,6 +61,7 @@ export class KdcReadiness {
   /** The verify principal the KDC said it does not know (every check would fail), or undefined. */
   #unknownVerifyPrincipal: string | undefined
   #probes = 0
+  #lastProbeAt = Number.NEGATIVE_INFINITY
   #closed = false
 
   constructor(options: KdcReadinessOptions) {
@@ -92,6 +97,7 @@ export class KdcReadiness {
     if (this.#closed) return Promise.resolve()
     this.#probing ??= (async () => {
       this.#probes++
+      this.#lastProbeAt = this.#now()
       try {
         const r = await this.#o.probe()
         if (r.answered) {
@@ -110,7 +116,8 @@ export class KdcReadiness {
   readiness(): ReadinessState {
     if (!this.#o.keytabReadable()) return { ready: false, reason: 'keytab unreadable' }
     if (this.#unknownVerifyPrincipal !== undefined) {
-      if (this.#now() - this.#lastReplyAt > this.#o.windowMs / 2) void this.probe()
+      // User traffic keeps replies fresh but never says the principal is back: ask, now and then.
+      if (this.#now() - this.#lastProbeAt >= this.#o.windowMs / 4) void this.probe()
       return {
         ready: false,
         reason: `the KDC does not know ${this.#unknownVerifyPrincipal} (every check would fail)`,

@@ -100,3 +100,23 @@ test('a KDC that does not know the verify principal: not ready, named, until it 
   r.noteVerifyPrincipal('host/x@R.TEST', true)
   assert.equal(r.readiness().ready, true)
 })
+
+test('principal unknown under traffic: fresh replies do not hide it, a probe now and then asks again', async () => {
+  let known = false
+  const { r, clock } = make({
+    probe: async () => ({ answered: true, verifyPrincipalKnown: known }),
+  })
+  await r.probe()
+  assert.equal(r.probes, 1)
+  known = true
+  clock.t = 1_000
+  r.noteReply('R.TEST') // traffic: the last reply is always fresh
+  r.readiness()
+  assert.equal(r.probes, 1, 'not before a quarter of the window')
+  clock.t = 2_600
+  r.noteReply('R.TEST')
+  assert.equal(r.readiness().ready, false) // starts the probe
+  assert.equal(r.probes, 2)
+  await r.probe() // joins it
+  assert.deepEqual(r.readiness(), { ready: true })
+})
