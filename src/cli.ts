@@ -10,6 +10,7 @@
  *                                                 the saslauthd socket on a front-end, asking the service
  *   saslgate demo                                 a throw-away realm, a storm, a summary
  *   saslgate options                              every option with its default (markdown)
+ *   saslgate principal-hash LOGIN...              the h:... label logs carry for a user
  *
  * Common flags: --config FILE (YAML/JSON), --set section.key=value (repeatable).
  */
@@ -31,6 +32,8 @@ commands:
                                     answer the saslauthd socket by asking the service
   demo                              throw-away realm + saslgate + a login storm + a summary
   options                           list every option with its default
+  principal-hash LOGIN...           the h:... label logs and traces carry for each login
+                                     (needs telemetry.principalKeyFile, the logs' key)
 
 common options:
   --config FILE                     YAML or JSON config file
@@ -39,8 +42,8 @@ common options:
 `
 
 /**
- * Exit codes. The systemd units' RestartPreventExitStatus lists usage, socketInUse and config:
- * a restart cannot fix any of them.
+ * Exit codes. The systemd units' RestartPreventExitStatus lists usage, socketInUse (and
+ * socketPath, the same 73) and config: a restart cannot fix any of them.
  */
 const EXIT = {
   ok: 0,
@@ -49,6 +52,7 @@ const EXIT = {
   usage: 64, // EX_USAGE
   software: 70, // EX_SOFTWARE: an internal error
   socketInUse: 73, // EX_CANTCREAT: another live process answers on the saslauthd socket
+  socketPath: 73, // EX_CANTCREAT: the socket cannot be created there (directory, permissions)
   config: 78, // EX_CONFIG: options, krb5.conf, keytab, verify principal
 } as const
 
@@ -116,6 +120,27 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
     process.stdout.write(
       `${decision} (${result.reason}) ${who} in ${ms} ms, ${result.roundTrips} KDC round trips${'retriedOnPrimary' in result && result.retriedOnPrimary ? ' (retried on the primary KDC)' : ''}\n`,
     )
+    if (result.reason === 'verify_principal_unknown') {
+      const vp = settings.verifyPrincipal(mapped.ok ? mapped.realm : settings.defaultRealm)
+      process.stderr.write(
+        `saslgate: configuration: the KDC does not know the verify principal ${vp} (S_PRINCIPAL_UNKNOWN): ` +
+          `create it (kadmin addprinc -randkey ${vp}) and export its keys into ${settings.keytab}, or set kerberos.verifyPrincipal\n`,
+      )
+      return EXIT.config
+    }
+    const clock =
+      result.reason === 'verify_failed' ? await clockFailure(result.krb5Code) : undefined
+    if (clock !== undefined) {
+      // The ticket is checked on this host's clock (not the KDC's): a clock behind by more
+      // than libkrb5's clockskew (300 s) sees it "not yet valid", one ahead by more than the
+      // ticket's lifetime plus the skew sees it expired. Every right password fails so.
+      process.stderr.write(
+        `saslgate: configuration: the ticket for ${settings.verifyPrincipal(mapped.ok ? mapped.realm : settings.defaultRealm)} ` +
+          `is ${clock} on this host's clock (krb5 error ${result.krb5Code}): ` +
+          "this host's clock and the KDC's differ by more than libkrb5's clockskew (300 s) allows; fix time sync (NTP, chrony) here or on the KDC\n",
+      )
+      return EXIT.config
+    }
     if (result.reason === 'verify_failed') {
       // The KDC took the password, but its ticket did not decrypt with our keytab: almost
       // always a stale keytab (the principal was rekeyed), else a KDC that is not the realm's.
@@ -131,6 +156,37 @@ async function cmdVerify(config: Config, principalArg: string | undefined): Prom
     password.fill(0)
     await verifier.close()
   }
+}
+
+/** One line per login: `LABEL PRINCIPAL`, or `- LOGIN refused (REASON)` when it does not map. */
+async function cmdPrincipalHash(config: Config, logins: readonly string[]): Promise<number> {
+  if (logins.length === 0) fail('principal-hash needs one or more logins (alice, alice@REALM)')
+  const { principalHashes } = await import('./commands/principal-hash.js')
+  const lines = await principalHashes(config, logins)
+  if (config.telemetry.principals !== 'hash')
+    process.stderr.write(
+      `saslgate: note: telemetry.principals is ${config.telemetry.principals}, so the logs do not carry these labels\n`,
+    )
+  let refused = 0
+  for (const l of lines) {
+    if (l.label !== undefined) process.stdout.write(`${l.label} ${l.principal}\n`)
+    else {
+      refused++
+      process.stdout.write(`- ${l.login} refused before mapping (${l.refused})\n`)
+    }
+  }
+  return refused === 0 ? EXIT.ok : EXIT.invalid
+}
+
+/** Which clock failure a libkrb5 code of the ticket check is, if any. */
+async function clockFailure(code: number | undefined): Promise<string | undefined> {
+  if (code === undefined) return undefined
+  const { krb5 } = await import('./kerberos/native.js')
+  const c = krb5().codes
+  if (code === c.KRB5KRB_AP_ERR_TKT_NYV) return 'not yet valid'
+  if (code === c.KRB5KRB_AP_ERR_TKT_EXPIRED) return 'expired'
+  if (code === c.KRB5KRB_AP_ERR_SKEW) return 'outside the clock skew'
+  return undefined
 }
 
 function cmdOptions(): number {
@@ -178,7 +234,8 @@ export async function main(argv: string[]): Promise<number> {
         out: { type: 'string' },
       },
       strict: true,
-      allowPositionals: false,
+      // Only principal-hash takes positionals (checked below).
+      allowPositionals: command === 'principal-hash',
     })
   } catch (err) {
     fail(`${(err as Error).message}\n\n${USAGE}`)
@@ -258,6 +315,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'options':
       return cmdOptions()
+    case 'principal-hash':
+      return cmdPrincipalHash(load(), parsed.positionals)
     default:
       fail(`unknown command "${command}"\n\n${USAGE}`)
   }
@@ -274,6 +333,8 @@ main(process.argv.slice(2)).then(
     if (isSaslgateError(err, 'SASLGATE_ERR_CONFIG') || isSaslgateError(err, 'SASLGATE_ERR_KEYTAB'))
       fail(err.message, EXIT.config)
     if (isSaslgateError(err, 'SASLGATE_ERR_SOCKET_IN_USE')) fail(err.message, EXIT.socketInUse)
+    // The message says why (errno, what to do); a restart cannot fix a missing directory.
+    if (isSaslgateError(err, 'SASLGATE_ERR_SOCKET_PATH')) fail(err.message, EXIT.socketPath)
     process.stderr.write(
       `saslgate: ${isSaslgateError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err)}\n`,
     )

@@ -47,7 +47,7 @@ export const SCHEMA = {
     keytab: s('', 'Keytab with the verify principal; empty: `KRB5_KTNAME`, else /etc/krb5.keytab.'),
     verifyPrincipal: s(
       '',
-      'Service principal tickets are verified against; empty: `host/<hostname>` like saslauthd.',
+      'Service principal tickets are verified against; empty: `host/<canonical hostname>` as libkrb5 makes it, like saslauthd.',
     ),
     serviceTicketVia: e(
       'as',
@@ -309,6 +309,12 @@ export const SCHEMA = {
       600_000,
       'On SIGTERM: readiness goes false, then in-flight RPCs get this long before the process exits.',
     ),
+    readyKdcWindowMs: i(
+      60_000,
+      1_000,
+      3_600_000,
+      '/readyz is ready while a KDC of the default realm answered this recently (a probe asks when idle), or offline mode has a known-good user.',
+    ),
     readyDelayMs: i(
       0,
       0,
@@ -426,6 +432,10 @@ export const SCHEMA = {
       'info',
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
       'pino log level.',
+    ),
+    syslog: b(
+      false,
+      'One `auth success`/`auth failure` line per decision on stdout with a syslog `auth` PRI prefix (journald files it as facility auth), like saslauthd.',
     ),
   },
 } as const

@@ -20,6 +20,23 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// hostServicePrincipal('host') -> 'host/canonical.name' (the profile set by configure()).
+Napi::Value HostServicePrincipal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string service = "host";
+  if (info.Length() >= 1 && info[0].IsString()) service = info[0].As<Napi::String>();
+  std::string name;
+  std::string message;
+  krb5_error_code code = saslgate::HostServicePrincipal(service, &name, &message);
+  if (code != 0) {
+    Napi::Error err = Napi::Error::New(env, "krb5_sname_to_principal: " + message);
+    err.Set("krb5Code", Napi::Number::New(env, static_cast<double>(code)));
+    err.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::String::New(env, name);
+}
+
 Napi::Object Codes(Napi::Env env) {
   Napi::Object c = Napi::Object::New(env);
 #define CODE(name) c.Set(#name, Napi::Number::New(env, name))
@@ -67,6 +84,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("coreDumps", CoreDumps(env));
   exports.Set("Session", saslgate::Session::Init(env));
   exports.Set("configure", Napi::Function::New(env, Configure));
+  exports.Set("hostServicePrincipal", Napi::Function::New(env, HostServicePrincipal));
   exports.Set("codes", Codes(env));
   exports.Set("stepFlagContinue", Napi::Number::New(env, KRB5_INIT_CREDS_STEP_FLAG_CONTINUE));
   return exports;

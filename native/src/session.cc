@@ -83,6 +83,33 @@ class Job : public Napi::AsyncWorker {
 
 }  // namespace
 
+krb5_error_code HostServicePrincipal(const std::string& service, std::string* name,
+                                     std::string* message) {
+  krb5_context ctx = nullptr;
+  krb5_error_code code = NewContext(&ctx);
+  if (code != 0) return code;
+  krb5_principal p = nullptr;
+  // NULL host: gethostname(), then libkrb5's canonicalisation as the profile says
+  // (dns_canonicalize_hostname, rdns), exactly what saslauthd -a kerberos5 verifies against.
+  code = krb5_sname_to_principal(ctx, nullptr, service.c_str(), KRB5_NT_SRV_HST, &p);
+  if (code == 0) {
+    char* text = nullptr;
+    code = krb5_unparse_name_flags(ctx, p, KRB5_PRINCIPAL_UNPARSE_NO_REALM, &text);
+    if (code == 0) {
+      *name = text;
+      krb5_free_unparsed_name(ctx, text);
+    }
+    krb5_free_principal(ctx, p);
+  }
+  if (code != 0) {
+    const char* m = krb5_get_error_message(ctx, code);
+    *message = m;
+    krb5_free_error_message(ctx, m);
+  }
+  krb5_free_context(ctx);
+  return code;
+}
+
 long ConfigureProfile(const std::string& path) {
   profile_t p = nullptr;
   long code = 0;

@@ -22,6 +22,12 @@ namespace saslgate {
 // to KDC mapping is ours).
 long ConfigureProfile(const std::string& path);
 
+// `service/<this host>` as krb5_sname_to_principal(NULL, service, KRB5_NT_SRV_HST) makes it
+// under the configured profile, without the realm. Blocks on host name look-ups (getaddrinfo,
+// getnameinfo) when the profile canonicalises: called once at start, never per check.
+krb5_error_code HostServicePrincipal(const std::string& service, std::string* name,
+                                     std::string* message);
+
 struct StepResult {
   krb5_error_code code = 0;
   unsigned int flags = 0;

@@ -103,6 +103,14 @@ interface Addon {
   coreDumps: CoreDumpState
   Session: new (options: SessionOptions) => NativeSession
   configure(profilePath: string): void
+  /**
+   * `service/<this host>` (no realm) as libkrb5's krb5_sname_to_principal(NULL, service,
+   * KRB5_NT_SRV_HST) makes it under the profile `configure` set: gethostname(), then, as
+   * dns_canonicalize_hostname and rdns say, a forward look-up (canonical name) and a reverse
+   * one, lowercased; or qualify_shortname when canonicalisation is off. Blocks on those
+   * look-ups: called once at start. Throws (with `krb5Code`) when libkrb5 fails.
+   */
+  hostServicePrincipal(service: string): string
   codes: Krb5Codes
 }
 

@@ -39,7 +39,18 @@ export async function resolveKerberosSettings(
   if (defaultRealm === '') {
     throw new SaslgateError(
       'SASLGATE_ERR_CONFIG',
-      `config option realm.default: not set and ${path || 'no krb5.conf'} has no default_realm`,
+      `config option realm.default: not set, and ${path === '' ? 'there is no krb5.conf (KRB5_CONFIG, /etc/krb5.conf)' : `${path} has no default_realm in [libdefaults]`}: set realm.default (SASLGATE_REALM_DEFAULT) or default_realm`,
+    )
+  }
+  // Before the KDC look-up: "no KDC for realm BAD REALM" would hide that the name itself is wrong.
+  if (/[\s\p{Cc}\\@/]/u.test(defaultRealm)) {
+    const option =
+      config.realm.default !== ''
+        ? 'realm.default'
+        : `realm.default (unset; default_realm in ${path})`
+    throw new SaslgateError(
+      'SASLGATE_ERR_CONFIG',
+      `config option ${option}: ${JSON.stringify(defaultRealm)} is not a realm name (no spaces, control characters, backslash, @ or /)`,
     )
   }
   const kdcs: Record<string, readonly string[]> = {}
@@ -65,10 +76,37 @@ export async function resolveKerberosSettings(
     )
   }
   const keytab = config.kerberos.keytab || env.KRB5_KTNAME || '/etc/krb5.keytab'
-  const base = config.kerberos.verifyPrincipal || `host/${hostname().toLowerCase()}`
+  const base = config.kerberos.verifyPrincipal || defaultVerifyPrincipal(path)
   checkVerifyPrincipalRealm(config, base, defaultRealm)
   const verifyPrincipal = (realm: string) => (base.includes('@') ? base : `${base}@${realm}`)
   return { krb5ConfigPath: path, defaultRealm, kdcs, primaryKdcs, keytab, verifyPrincipal }
+}
+
+const hostPrincipals = new Map<string, string>()
+
+/**
+ * saslauthd's verify principal: `host/<canonical name of this host>` the way libkrb5 makes it
+ * (krb5_sname_to_principal with KRB5_NT_SRV_HST, honouring krb5.conf's
+ * dns_canonicalize_hostname, rdns and qualify_shortname). Worked out once per process and
+ * krb5.conf (the host name look-ups block); a failure is a configuration error.
+ */
+function defaultVerifyPrincipal(krb5ConfigPath: string): string {
+  const known = hostPrincipals.get(krb5ConfigPath)
+  if (known !== undefined) return known
+  const addon = krb5()
+  addon.configure(krb5ConfigPath)
+  let name: string
+  try {
+    name = addon.hostServicePrincipal('host')
+  } catch (err) {
+    throw new SaslgateError(
+      'SASLGATE_ERR_CONFIG',
+      `config option kerberos.verifyPrincipal: not set, and libkrb5 could not make host/<hostname> for ${hostname()} (${(err as Error).message}); set kerberos.verifyPrincipal`,
+      { cause: err },
+    )
+  }
+  hostPrincipals.set(krb5ConfigPath, name)
+  return name
 }
 
 /** Every realm a login may map to (as the principal mapper is built from the config). */

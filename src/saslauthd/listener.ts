@@ -8,7 +8,12 @@ import { performance } from 'node:perf_hooks'
 import type { Authenticator, AuthResult } from '../authenticator.js'
 import { type Decision, type Reason, Reasons, SaslgateError } from '../errors.js'
 import { encodeReply, type FieldMode, FrameDecoder, type SaslauthdFrame } from './codec.js'
-import { applySocketPermissions, prepareSocketPath, removeSocketFile } from './socket-file.js'
+import {
+  applySocketPermissions,
+  prepareSocketPath,
+  removeSocketFile,
+  socketPathError,
+} from './socket-file.js'
 
 type LogFn = (obj: Record<string, unknown>, msg?: string) => void
 
@@ -249,9 +254,7 @@ export class SaslauthdListener {
             ? new SaslgateError('SASLGATE_ERR_SOCKET_IN_USE', `${this.socketPath} is in use`, {
                 cause: err,
               })
-            : new SaslgateError('SASLGATE_ERR_SOCKET_PATH', `cannot listen on ${this.socketPath}`, {
-                cause: err,
-              }),
+            : socketPathError(`cannot listen on ${this.socketPath}`, this.socketPath, err),
         )
       }
       this.#server.once('error', onError)

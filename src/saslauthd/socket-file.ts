@@ -3,14 +3,54 @@
  * on close (only if the file is still ours).
  */
 import { execFile } from 'node:child_process'
+import { accessSync, constants, statSync } from 'node:fs'
 import { chmod, chown, lstat, readFile, unlink } from 'node:fs/promises'
 import { connect } from 'node:net'
+import { dirname } from 'node:path'
 import { SaslgateError } from '../errors.js'
 
 function errnoOf(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err
     ? String((err as { code: unknown }).code)
     : undefined
+}
+
+/** Longest unix socket path (sun_path is 108 bytes on Linux, one for the NUL). */
+const MAX_SOCKET_PATH_BYTES = 107
+
+/**
+ * Why a socket path cannot be used, for the operator: the errno and what to do about it.
+ * `what` starts the message (`cannot listen on PATH`).
+ */
+export function socketPathError(what: string, path: string, err: unknown): SaslgateError {
+  const dir = dirname(path)
+  let code = errnoOf(err) ?? 'error'
+  // Node reports a unix socket bind into a missing directory as EACCES: ask the directory.
+  if (code === 'EACCES' || code === 'ENOENT') code = directoryProblem(dir) ?? code
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined
+  let hint: string
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES)
+    hint = `unix socket paths are limited to ${MAX_SOCKET_PATH_BYTES} bytes; choose a shorter one`
+  else if (code === 'ENOENT')
+    hint = `the directory ${dir} does not exist: create it (systemd: RuntimeDirectory= in the unit, as the shipped units do; by hand: install -d -m 0750 -g sasl ${dir})`
+  else if (code === 'EACCES' || code === 'EPERM')
+    hint = `this process${uid !== undefined ? ` (uid ${uid})` : ''} may not create files in ${dir}: run as its owner or a member of its group with group write (Debian's /run/saslauthd: group sasl), or use a directory of its own`
+  else if (code === 'ENOTDIR') hint = `a component of ${dir} is not a directory`
+  else if (code === 'EROFS')
+    hint = `${dir} is on a read-only file system (systemd ProtectSystem=strict: list it in ReadWritePaths= or use RuntimeDirectory=)`
+  else hint = (err as Error | undefined)?.message ?? String(err)
+  return new SaslgateError('SASLGATE_ERR_SOCKET_PATH', `${what}: ${code}: ${hint}`, { cause: err })
+}
+
+/** ENOENT, ENOTDIR or EACCES for a directory a socket cannot be created in; undefined if fine. */
+function directoryProblem(dir: string): string | undefined {
+  try {
+    if (!statSync(dir).isDirectory()) return 'ENOTDIR'
+    accessSync(dir, constants.W_OK | constants.X_OK)
+    return undefined
+  } catch (e) {
+    return errnoOf(e)
+  }
 }
 
 /** Resolves to true if a process accepts connections on `path`, false if refused (stale). */
@@ -50,9 +90,7 @@ export async function prepareSocketPath(path: string, probeTimeoutMs: number): P
     st = await lstat(path)
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return
-    throw new SaslgateError('SASLGATE_ERR_SOCKET_PATH', `cannot inspect socket path ${path}`, {
-      cause: err,
-    })
+    throw socketPathError(`cannot inspect socket path ${path}`, path, err)
   }
   if (!st.isSocket()) {
     throw new SaslgateError(
@@ -79,9 +117,7 @@ export async function prepareSocketPath(path: string, probeTimeoutMs: number): P
     await unlink(path)
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') {
-      throw new SaslgateError('SASLGATE_ERR_SOCKET_PATH', `cannot remove stale socket ${path}`, {
-        cause: err,
-      })
+      throw socketPathError(`cannot remove stale socket ${path}`, path, err)
     }
   }
 }
@@ -131,9 +167,7 @@ export async function applySocketPermissions(
     return (await lstat(path)).ino
   } catch (err) {
     if (err instanceof SaslgateError) throw err
-    throw new SaslgateError('SASLGATE_ERR_SOCKET_PATH', `cannot set permissions on ${path}`, {
-      cause: err,
-    })
+    throw socketPathError(`cannot set permissions on ${path}`, path, err)
   }
 }
 

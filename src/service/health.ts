@@ -1,6 +1,7 @@
 /**
- * `/healthz` (the process is alive) and `/readyz` (ready to decide: keytab readable, at
- * least one KDC breaker not open, not draining) and `/metrics`. None says anything about users.
+ * `/healthz` (the process is alive), `/readyz` (can serve: not draining, keytab readable, a
+ * KDC of the default realm answered recently or offline mode has a known-good user; see
+ * readiness.ts) and `/metrics`. None says anything about users.
  */
 import type { FastifyInstance } from 'fastify'
 

@@ -32,6 +32,7 @@ import { LogLimiter } from './log-limiter.js'
 import { createMetrics, type GaugeSources, type SaslgateMetrics } from './metrics.js'
 import { type PrincipalMode, principalLabel } from './names.js'
 import type { Telemetry } from './sdk.js'
+import { syslogDecisionLine } from './syslog-line.js'
 
 export interface ObservabilityOptions {
   telemetry: Telemetry
@@ -40,6 +41,8 @@ export interface ObservabilityOptions {
   principalKey: Buffer
   /** Decision log lines per second per reason (then suppressed, with a count). */
   decisionLogsPerSecond: number
+  /** `log.syslog`: receives one auth-facility line per decision (syslog-line.ts), unlimited. */
+  syslog?: (line: string) => void
 }
 
 export type HeaderGetter = (name: string) => string | undefined
@@ -169,6 +172,7 @@ export class Observability {
       })
       if (who !== undefined) span.setAttribute('saslgate.principal', who)
     }
+    this.o.syslog?.(syslogDecisionLine({ decision: e.decision, reason: e.reason, user: who }))
     this.#logDecision(e.reason, {
       decision: e.decision,
       reason: e.reason,
@@ -202,6 +206,14 @@ export class Observability {
     const pipelineSaw = e.stage !== 'decode' && e.stage !== 'listener'
     if (pipelineCounts && pipelineSaw) return
     this.metrics.recordDecision(e)
+    this.o.syslog?.(
+      syslogDecisionLine({
+        decision: e.decision,
+        reason: e.reason,
+        user: e.login === undefined ? undefined : this.principal(e.login),
+        service: e.service,
+      }),
+    )
     this.#logDecision(`${e.stage}:${e.reason}`, {
       decision: e.decision,
       reason: e.reason,

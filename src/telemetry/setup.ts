@@ -9,6 +9,7 @@ import { readSecretFile } from '../service/secret-files.js'
 import { MIN_PRINCIPAL_KEY_BYTES, randomPrincipalKey } from './names.js'
 import { Observability } from './observability.js'
 import type { Telemetry } from './sdk.js'
+import { stdoutSyslogSink } from './syslog-line.js'
 
 export function observabilityFromConfig(
   config: Config,
@@ -16,22 +17,30 @@ export function observabilityFromConfig(
   logger: Logger,
 ): Observability {
   const t = config.telemetry
-  let key = randomPrincipalKey()
-  if (t.principalKeyFile !== '') {
-    key = readSecretFile('telemetry.principalKeyFile', t.principalKeyFile)
-    if (key.length < MIN_PRINCIPAL_KEY_BYTES)
-      throw new SaslgateError(
-        'SASLGATE_ERR_CONFIG',
-        `config option telemetry.principalKeyFile: the key needs at least ${MIN_PRINCIPAL_KEY_BYTES} bytes`,
-      )
-  }
   return new Observability({
     telemetry,
     logger,
     principals: t.principals,
-    principalKey: key,
+    principalKey: principalKeyFromConfig(config) ?? randomPrincipalKey(),
     decisionLogsPerSecond: t.decisionLogsPerSecond,
+    ...(config.log.syslog ? { syslog: stdoutSyslogSink() } : {}),
   })
+}
+
+/**
+ * The key of `telemetry.principalKeyFile`, or undefined when none is configured (then each
+ * process draws its own). Shared by the logs and `saslgate principal-hash`.
+ */
+export function principalKeyFromConfig(config: Config): Buffer | undefined {
+  const file = config.telemetry.principalKeyFile
+  if (file === '') return undefined
+  const key = readSecretFile('telemetry.principalKeyFile', file)
+  if (key.length < MIN_PRINCIPAL_KEY_BYTES)
+    throw new SaslgateError(
+      'SASLGATE_ERR_CONFIG',
+      `config option telemetry.principalKeyFile: the key needs at least ${MIN_PRINCIPAL_KEY_BYTES} bytes`,
+    )
+  return key
 }
 
 /** Time given to the exporters to flush at exit (a missing collector must not hold it up). */

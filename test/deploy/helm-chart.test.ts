@@ -164,7 +164,28 @@ describe('helm chart values and schema', () => {
     ],
     ['root allowed', { podSecurityContext: { runAsNonRoot: false } }, /runAsNonRoot/],
     ['capabilities kept', { securityContext: { capabilities: { drop: ['NET_RAW'] } } }, /drop/],
-    ['no caller authentication', { token: { enabled: false } }, /\/mtls\/enabled must be equal/],
+    // The error names what to set (validators print a missing property's name, not a description).
+    [
+      'no caller authentication',
+      { token: { enabled: false } },
+      /set token\.enabled=true \(with token\.existingSecret or token\.value\), mtls\.enabled=true or config\.service\.negotiate=true/,
+    ],
+    ['a floating Valkey tag', { valkey: { image: { tag: 'latest' } } }, /valkey\/image\/tag/],
+    ['a bare minor Valkey tag', { valkey: { image: { tag: '8.1-alpine' } } }, /valkey\/image\/tag/],
+    [
+      'a helm test login without its password Secret',
+      { tests: { login: { login: 'helmtest' } } },
+      /tests\/login\/existingSecret must NOT have fewer than 1 characters/,
+    ],
+    [
+      'a helm test login without a caller token',
+      {
+        token: { enabled: false },
+        mtls: { enabled: true, existingSecret: 'x' },
+        tests: { login: { login: 'helmtest', existingSecret: 'pw' } },
+      },
+      /\/token\/enabled must be equal to constant/,
+    ],
     [
       'mTLS without TLS',
       { tls: { enabled: false }, mtls: { enabled: true, existingSecret: 'x' } },
@@ -316,7 +337,9 @@ describe('helm chart config section against saslgate options', () => {
 describe('helm chart templates, statically', () => {
   // What rendering cannot see: a path in a branch no scenario takes, and a missing value, which
   // renders empty under Helm's missingkey=zero instead of failing.
-  const templates = readdirSync(join(CHART, 'templates'))
+  const templates = readdirSync(join(CHART, 'templates'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => posix.join(posix.relative(join(CHART, 'templates'), e.parentPath), e.name))
     .sort()
     .map((f) => [f, read(`templates/${f}`)] as const)
 
@@ -664,7 +687,10 @@ for (const [scenario] of SCENARIOS) {
           (v.token!.enabled === true && v.token!.value !== '') ||
           (v.tls!.enabled === true && v.tls!.cert !== '') ||
           (v.mtls!.enabled === true && v.mtls!.ca !== '')
-        assert.equal(objectsOf(r, 'Secret').length, needs ? 1 : 0, 'the chart Secret')
+        const chartSecrets = objectsOf(r, 'Secret').filter(
+          (o) => (at(o, 'metadata.labels') as Obj)['app.kubernetes.io/component'] !== 'valkey',
+        )
+        assert.equal(chartSecrets.length, needs ? 1 : 0, 'the chart Secret')
       }
     })
 
@@ -702,7 +728,22 @@ for (const [scenario] of SCENARIOS) {
         )
         if (builtIn) {
           const name = `${fullname}-valkey`
-          assert.equal(url?.value, `redis://${name}:6379/0`)
+          // Auth on: the password comes from the Valkey Secret into both pods, never inline.
+          const password = envValue(c, 'VALKEY_PASSWORD')
+          const secretName = v.valkey!.auth
+            ? String((v.valkey!.auth as Obj).existingSecret) || name
+            : name
+          assert.deepEqual(at(password, 'valueFrom.secretKeyRef'), {
+            name: secretName,
+            key: 'password',
+          })
+          const env = c.env as Obj[]
+          assert.ok(
+            env.findIndex((e) => e.name === 'VALKEY_PASSWORD') <
+              env.findIndex((e) => e.name === 'SASLGATE_STATE_URL'),
+            'VALKEY_PASSWORD is defined before the URL that expands it',
+          )
+          assert.equal(url?.value, `redis://:$(VALKEY_PASSWORD)@${name}:6379/0`)
           const svc = one(r, 'Service', name)
           const dep = one(r, 'Deployment', name)
           const pods = at(dep, 'spec.template.metadata.labels')
@@ -710,6 +751,25 @@ for (const [scenario] of SCENARIOS) {
           assert.equal(at(svc, 'spec.ports.0.port'), 6379)
           const vk = container(dep, 'valkey')
           assert.ok(vk.ports.some((p) => p.name === at(svc, 'spec.ports.0.targetPort')))
+          const args = vk.args as string[]
+          assert.equal(args[args.indexOf('--requirepass') + 1], '$(VALKEY_PASSWORD)')
+          assert.deepEqual(at(envValue(vk, 'VALKEY_PASSWORD'), 'valueFrom.secretKeyRef'), {
+            name: secretName,
+            key: 'password',
+          })
+          if (secretName === name) {
+            const pw = at(one(r, 'Secret', name), 'data.password')
+            assert.match(Buffer.from(String(pw), 'base64').toString(), /^[A-Za-z0-9]{32}$/)
+          }
+          // Every Valkey object says component valkey, none claims to be the service.
+          for (const o of [svc, dep, ...objectsOf(r, 'NetworkPolicy'), ...objectsOf(r, 'Secret')])
+            if (String(at(o, 'metadata.name')).startsWith(name))
+              assert.equal(
+                (at(o, 'metadata.labels') as Obj)['app.kubernetes.io/component'],
+                'valkey',
+                `${at(o, 'kind')} ${at(o, 'metadata.name')}`,
+              )
+          assert.match(String(vk.image), /^valkey\/valkey:\d+\.\d+\.\d+-alpine$|@sha256:/)
           if (v.networkPolicy!.enabled === true) {
             const np = one(r, 'NetworkPolicy', name)
             assertSelects(at(np, 'spec.podSelector.matchLabels'), pods, `NetworkPolicy ${name}`)
@@ -878,6 +938,88 @@ for (const [scenario] of SCENARIOS) {
     })
   })
 }
+
+describe('helm chart: helm test, NOTES commands', () => {
+  test('the login test pod: a test hook calling the Service with the first token and the test password', () => {
+    const r = get('ci/production-values.yaml')
+    const login = at(r.values, 'tests.login') as Obj
+    const pods = objectsOf(r, 'Pod')
+    assert.equal(pods.length, 1)
+    const pod = pods[0]!
+    const annotations = at(pod, 'metadata.annotations') as Obj
+    assert.equal(annotations['helm.sh/hook'], 'test')
+    const c = (at(pod, 'spec.containers') as Obj[])[0] as Obj
+    const d = one(r, 'Deployment', 'saslgate')
+    assert.equal(c.image, container(d, 'saslgate').image, 'the same image as the service')
+    const env = Object.fromEntries((c.env as Obj[]).map((e) => [e.name, e.value]))
+    assert.equal(env.SASLGATE_TEST_URL, `https://saslgate.mail.svc:${at(r.values, 'service.port')}`)
+    assert.equal(env.SASLGATE_TEST_LOGIN, login.login)
+    assert.equal(env.NODE_EXTRA_CA_CERTS, '/etc/saslgate/test-ca/ca.crt')
+    const volumes = Object.fromEntries(
+      (at(pod, 'spec.volumes') as Obj[]).map((v) => [v.name, at(v, 'secret.secretName')]),
+    )
+    assert.deepEqual(volumes, {
+      token: at(r.values, 'token.existingSecret'),
+      password: login.existingSecret,
+      ca: login.caSecret,
+    })
+    // The script asks the RPC the shims use and passes only on DECISION_OK; it prints no password.
+    const script = String((c.command as string[]).at(-1))
+    assert.match(script, /\/saslgate\.v1\.AuthService\/Authenticate/)
+    assert.match(script, /decision === 'DECISION_OK'/)
+    assert.doesNotMatch(script, /console\.log\([^)]*pw/)
+    // The NetworkPolicy lets exactly this pod in on the RPC port.
+    const np = one(r, 'NetworkPolicy', 'saslgate')
+    const podLabels = at(pod, 'metadata.labels') as Obj
+    assert.ok(
+      (at(np, 'spec.ingress') as Obj[]).some((rule) => {
+        const sel = at(rule, 'from.0.podSelector.matchLabels')
+        return isObj(sel) && Object.entries(sel).every(([k, v]) => podLabels[k] === v)
+      }),
+      'the test pod may reach the service',
+    )
+    // Not a service pod: the Service does not select it.
+    assert.notEqual(podLabels['app.kubernetes.io/component'], 'service')
+    // Without a test login there is no test pod.
+    assert.deepEqual(objectsOf(get('values.yaml'), 'Pod'), [])
+  })
+
+  test('NOTES.txt: port-forward in the background with a kill, what /readyz means, names VMs can use', () => {
+    for (const [scenario] of SCENARIOS) {
+      const r = get(scenario)
+      const notes = r.notes
+      const admin = at(r.values, 'ports.admin')
+      assert.ok(
+        notes.includes(
+          `kubectl -n mail port-forward deploy/saslgate ${admin}:${admin} >/dev/null & PF=$!`,
+        ),
+        notes,
+      )
+      assert.ok(notes.includes(`curl -s localhost:${admin}/readyz`))
+      assert.match(notes, /kill \$PF/)
+      assert.match(notes, /VMs outside the cluster cannot resolve it/)
+      assert.match(
+        notes,
+        /a KDC of the default realm answered within\s+config\.service\.readyKdcWindowMs/,
+      )
+      const type = at(r.values, 'service.type')
+      if (type === 'LoadBalancer') assert.match(notes, /status\.loadBalancer\.ingress/)
+      if (type === 'NodePort') assert.match(notes, /spec\.ports\[0\]\.nodePort/)
+      assert.equal(
+        notes.includes('helm test saslgate -n mail --logs'),
+        at(r.values, 'tests.login.login') !== '',
+      )
+    }
+  })
+
+  test('production example values depend on no one cloud, or say which', () => {
+    const text = read('ci/production-values.yaml')
+    const v = get('ci/production-values.yaml').values
+    assert.notEqual(at(v, 'priorityClassName'), 'system-cluster-critical')
+    for (const line of text.split('\n').filter((l) => /aws|gke|azure/i.test(l) && !/^\s*#/.test(l)))
+      assert.match(text, /#.*AWS \(below\)/, `unlabelled cloud setting: ${line}`)
+  })
+})
 
 describe('helm chart metadata and coverage', () => {
   test('the scenarios exercise every branch the wiring tests check', () => {

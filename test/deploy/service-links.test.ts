@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, posix } from 'node:path'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
@@ -18,7 +18,14 @@ const CHART = fileURLToPath(new URL('../../helm/saslgate/', import.meta.url))
 const read = (rel: string) => readFileSync(join(CHART, rel), 'utf8')
 type Obj = Record<string, unknown>
 const values = parseYaml(read('values.yaml')) as Obj
-const templateFiles = readdirSync(join(CHART, 'templates')).sort()
+/** Every template file, `tests/...` hooks included. */
+const templateFiles = readdirSync(join(CHART, 'templates'), {
+  recursive: true,
+  withFileTypes: true,
+})
+  .filter((e) => e.isFile())
+  .map((e) => posix.join(posix.relative(join(CHART, 'templates'), e.parentPath), e.name))
+  .sort()
 /** What `include "saslgate.fullname"` gives for a release (no overrides), as _helpers.tpl says. */
 function fullname(release: string, chart = 'saslgate'): string {
   const name = release.includes(chart) ? release : `${release}-${chart}`
@@ -96,7 +103,10 @@ describe('helm chart: Kubernetes service links (issue 22)', () => {
         .filter((d) => /^kind: (Deployment|StatefulSet|Job|DaemonSet|Pod)$/m.test(d)))
         assert.match(
           doc,
-          /^ {6}enableServiceLinks: false$/m,
+          // A bare Pod (a test hook) has its spec at the top; a workload's is under template.
+          /^kind: Pod$/m.test(doc)
+            ? /^ {2}enableServiceLinks: false$/m
+            : /^ {6}enableServiceLinks: false$/m,
           `${file}: a pod spec with service links`,
         )
     }

@@ -41,6 +41,36 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: valkey
 {{- end }}
 
+{{/* Labels of every built-in Valkey object: component valkey, not the service's. */}}
+{{- define "saslgate.valkeyLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "saslgate.valkeySelectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Valkey image: repository@digest when a digest is given, else repository:tag. */}}
+{{- define "saslgate.valkeyImage" -}}
+{{- if .Values.valkey.image.digest }}
+{{- printf "%s@%s" .Values.valkey.image.repository .Values.valkey.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.valkey.image.repository .Values.valkey.image.tag }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the built-in Valkey's password (key `password`). */}}
+{{- define "saslgate.valkeyAuthSecret" -}}
+{{- default (printf "%s-valkey" (include "saslgate.fullname" .)) .Values.valkey.auth.existingSecret }}
+{{- end }}
+
+{{/* Labels of the `helm test` pod (the service's NetworkPolicy lets it in). */}}
+{{- define "saslgate.testLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "saslgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
 {{- define "saslgate.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "saslgate.fullname" .) .Values.serviceAccount.name }}
