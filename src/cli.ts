@@ -10,6 +10,7 @@
  *                                                 the saslauthd socket on a front-end, asking the service
  *   saslgate demo                                 a throw-away realm, a storm, a summary
  *   saslgate options                              every option with its default (markdown)
+ *   saslgate --version                            the version from package.json, and Node's
  *
  * Common flags: --config FILE (YAML/JSON), --set section.key=value (repeatable).
  */
@@ -31,6 +32,7 @@ commands:
                                     answer the saslauthd socket by asking the service
   demo                              throw-away realm + saslgate + a login storm + a summary
   options                           list every option with its default
+  --version                         print the version (and the Node.js runtime's)
 
 common options:
   --config FILE                     YAML or JSON config file
@@ -151,6 +153,15 @@ export async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
     process.stdout.write(USAGE)
     return command === undefined ? 64 : 0
+  }
+  if (command === '--version' || command === 'version') {
+    // package.json sits next to dist/ and src/ alike (the .deb ships it: it also says "type": "module").
+    const { readFileSync } = await import('node:fs')
+    const { version } = JSON.parse(
+      readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+    )
+    process.stdout.write(`saslgate ${version} (node ${process.version})\n`)
+    return 0
   }
   let parsed: ReturnType<typeof parseArgs>
   try {
