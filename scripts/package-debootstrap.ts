@@ -22,6 +22,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs'
@@ -274,6 +275,39 @@ function newestInput(): number {
   return newest
 }
 
+/**
+ * A copy of `deb` that says it is version `version` (only its control file changes: the data
+ * archive is reused as is, so this takes no time): the "new release" of the upgrade check.
+ */
+async function withVersion(deb: string, version: string, dir: string): Promise<string> {
+  const work = join(dir, 'repack')
+  rmSync(work, { recursive: true, force: true })
+  mkdirSync(join(work, 'control'), { recursive: true })
+  const step = async (file: string, args: string[], cwd = work) => {
+    const r = await run('sh', ['-c', `cd "$1" && shift && exec "$@"`, 'sh', cwd, file, ...args])
+    if (r.code !== 0) throw new Error(`${file} ${args.join(' ')}: ${r.stderr.trim()}`)
+  }
+  await step('ar', ['x', deb])
+  const controlTar = readdirSync(work).find((f) => f.startsWith('control.tar'))
+  const dataTar = readdirSync(work).find((f) => f.startsWith('data.tar'))
+  if (controlTar === undefined || dataTar === undefined) throw new Error(`${deb}: not a .deb`)
+  await step('tar', ['-xf', join(work, controlTar), '-C', join(work, 'control')])
+  const controlPath = join(work, 'control/control')
+  const control = readFileSync(controlPath, 'utf8')
+  writeFileSync(controlPath, control.replace(/^Version: .*$/m, `Version: ${version}`))
+  rmSync(join(work, controlTar))
+  await step(
+    'tar',
+    ['--owner=0', '--group=0', '-cJf', '../control.tar.xz', '.'],
+    join(work, 'control'),
+  )
+  const out = join(dir, `saslgate_${version}.deb`)
+  rmSync(out, { force: true })
+  await step('ar', ['rc', out, 'debian-binary', 'control.tar.xz', dataTar])
+  rmSync(work, { recursive: true, force: true })
+  return out
+}
+
 async function buildDeb(log: (s: string) => void): Promise<string> {
   log('no build/package/saslgate_*.deb newer than its sources: running scripts/package')
   // The .deb only: the tarball's compression would double the time.
@@ -297,7 +331,8 @@ export async function runPackageTest(options: PackageTestOptions = {}): Promise<
   const checks: Check[] = []
   const check = (name: string, ok: boolean, detail: string) => {
     checks.push({ name, ok, detail })
-    log(`${ok ? 'ok  ' : 'FAIL'} ${name}: ${detail}`)
+    const at = ((performance.now() - t0) / 1000).toFixed(1)
+    log(`${ok ? 'ok  ' : 'FAIL'} [${at} s] ${name}: ${detail}`)
   }
 
   // What is in the .deb, before installing it.
@@ -534,6 +569,37 @@ export async function runPackageTest(options: PackageTestOptions = {}): Promise<
       'verify alice (wrong password): exit 1',
       bad.code === 1 && bad.stdout.startsWith('invalid '),
       `exit ${bad.code}: ${bad.stdout.trim()}`,
+    )
+
+    // docs/operations.md's upgrade and rollback: dpkg -i of a newer .deb, then of the old one.
+    // An operator's edit of a conffile survives both; the keytab and the user stay; the old
+    // version verifies again. (No systemd here: postinst's try-restart is not exercised.)
+    const next = await withVersion(deb, `${version}+upgradetest1`, cacheDir)
+    copyFileSync(next, join(root, 'tmp/saslgate-next.deb'))
+    rmSync(next)
+    const EDIT = '# edited by the operator before the upgrade'
+    await inRoot(root, ['sh', '-c', `echo '${EDIT}' >> /etc/saslgate/saslgate.env`])
+    const dpkgNoPrompt = ['dpkg', UNSAFE_IO, '--force-confdef', '--force-confold', '-i']
+    const up = await inRoot(root, [...dpkgNoPrompt, '/tmp/saslgate-next.deb'], {
+      timeoutMs: 300_000,
+    })
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format, not JavaScript
+    const upStatus = await inRoot(root, ['dpkg-query', '-W', '-f', '${Version}', 'saslgate'])
+    const down = await inRoot(root, [...dpkgNoPrompt, '/tmp/saslgate.deb'], { timeoutMs: 300_000 })
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format, not JavaScript
+    const downStatus = await inRoot(root, ['dpkg-query', '-W', '-f', '${Version}', 'saslgate'])
+    const kept = await inRoot(root, ['grep', '-c', `^${EDIT}$`, '/etc/saslgate/saslgate.env'])
+    const afterRollback = await verify(ALICE)
+    check(
+      'upgrade then rollback with dpkg -i: versions follow, conffile edit and keytab kept',
+      up.code === 0 &&
+        upStatus.stdout === `${version}+upgradetest1` &&
+        down.code === 0 &&
+        downStatus.stdout === version &&
+        kept.stdout.trim() === '1' &&
+        afterRollback.code === 0,
+      `upgrade exit ${up.code} -> ${upStatus.stdout}; rollback exit ${down.code} -> ${downStatus.stdout}; ` +
+        `edited line kept ${kept.stdout.trim()}x; verify after rollback exit ${afterRollback.code}`,
     )
 
     // Removal keeps the config and the user.
