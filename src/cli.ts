@@ -11,6 +11,7 @@
  *   saslgate demo                                 a throw-away realm, a storm, a summary
  *   saslgate options                              every option with its default (markdown)
  *   saslgate principal-hash LOGIN...              the h:... label logs carry for a user
+ *   saslgate --version                            the version from package.json, and Node's
  *
  * Common flags: --config FILE (YAML/JSON), --set section.key=value (repeatable).
  */
@@ -34,6 +35,7 @@ commands:
   options                           list every option with its default
   principal-hash LOGIN...           the h:... label logs and traces carry for each login
                                      (needs telemetry.principalKeyFile, the logs' key)
+  --version                         print the version (and the Node.js runtime's)
 
 common options:
   --config FILE                     YAML or JSON config file
@@ -209,6 +211,15 @@ export async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
     process.stdout.write(USAGE)
     return command === undefined ? 64 : 0
+  }
+  if (command === '--version' || command === 'version') {
+    // package.json sits next to dist/ and src/ alike (the .deb ships it: it also says "type": "module").
+    const { readFileSync } = await import('node:fs')
+    const { version } = JSON.parse(
+      readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+    )
+    process.stdout.write(`saslgate ${version} (node ${process.version})\n`)
+    return 0
   }
   let parsed: ReturnType<typeof parseArgs>
   try {
