@@ -101,7 +101,9 @@ export class RefusalHold {
    */
   arm(deadline: number): Hold {
     const now = this.#o.now()
-    const releaseAt = Math.max(now, Math.min(now + this.holdMs(), deadline))
+    // The delay itself is what every check gets (not releaseAt - now, which rounds by now).
+    const delayMs = Math.max(0, Math.min(this.holdMs(), deadline - now))
+    const releaseAt = now + delayMs
     let timer: { cancel(): void } | undefined
     let isReleased = false
     let resolve!: () => void
@@ -112,7 +114,7 @@ export class RefusalHold {
       timer = undefined
       isReleased = true
       resolve()
-    }, releaseAt - now)
+    }, delayMs)
     return {
       releaseAt,
       released,
