@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(krb5-kdc krb5-admin-server krb5-user libkrb5-dev sasl2-bin redis-server cyrus-imapd
   cyrus-common g++ make python3 procps librsvg2-bin systemd openssl curl
-  golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev faketime)
+  golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev faketime
+  debootstrap dpkg-dev xz-utils binutils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

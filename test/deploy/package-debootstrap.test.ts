@@ -9,7 +9,7 @@
  * runs) building the .deb takes 2-4 min (npm ci, tsc, xz) and the first run, debootstrap
  * included, 3.4 min. With both ready it took 40-130 s. So: `scripts/package --no-tarball` and
  * one `scripts/test-package-debootstrap` first. CI's whole run must stay under 20 minutes: a CI
- * that wants this pays the build (~3 min) plus up to ~2 min, so it is not on by default there.
+ * that wants this pays the build (~1-3 min) plus up to ~2 min: `.ci/run` does both before the suite.
  * Elsewhere it is skipped with the reason. `saslgate --version` from the checkout is checked on
  * every run.
  */
