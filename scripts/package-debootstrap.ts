@@ -14,7 +14,7 @@
  * Every check is reported with what was seen; the command exits 1 when one fails. The test in
  * test/deploy/package-debootstrap.test.ts runs the same function.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawnSync } from 'node:child_process'
 import {
   copyFileSync,
   existsSync,
@@ -28,6 +28,7 @@ import {
 } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { runBounded } from '../src/testing/deployment.js'
 import { type Realm, startRealm } from '../src/testing/realm.js'
 
 const ROOT_DIR = fileURLToPath(new URL('../', import.meta.url)).replace(/\/$/, '')
@@ -81,34 +82,7 @@ function run(
   options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Run> {
   const { input, timeoutMs = 120_000, env = process.env } = options
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] })
-    live.add(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    const timer = setTimeout(() => {
-      stderr += `\n[killed after ${timeoutMs} ms]`
-      child.kill('SIGKILL')
-    }, timeoutMs)
-    child.once('error', (err) => {
-      clearTimeout(timer)
-      live.delete(child)
-      reject(err)
-    })
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      live.delete(child)
-      resolvePromise({ code, stdout, stderr })
-    })
-    child.stdin.on('error', () => {})
-    child.stdin.end(input ?? '')
-  })
+  return runBounded(file, args, { env, timeoutMs, children: live, input: input ?? '' })
 }
 
 /** The Debian mirror this machine's apt uses (deb822 .sources first, then sources.list). */

@@ -373,29 +373,14 @@ export class KdcClient implements KdcTransport {
             if (!ticket) break
             let verdict: BreakerVerdict = 'neutral'
             try {
-              let result = await this.#attempt(
-                realm,
-                kdc,
-                address,
-                protocol,
-                request,
-                signal,
-                attempt,
-                late,
-              )
+              // Reads `protocol` and `attempt` when called: the retry over TCP gets the new ones.
+              const once = () =>
+                this.#attempt(realm, kdc, address, protocol, request, signal, attempt, late)
+              let result = await once()
               if (result.outcome === 'too_big') {
                 protocol = 'tcp' // the reply does not fit a datagram: TCP for the rest
                 attempt++
-                result = await this.#attempt(
-                  realm,
-                  kdc,
-                  address,
-                  protocol,
-                  request,
-                  signal,
-                  attempt,
-                  late,
-                )
+                result = await once()
               }
               if (result.outcome === 'aborted') {
                 verdict = ticket.probe ? 'failure' : 'neutral'

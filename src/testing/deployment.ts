@@ -164,6 +164,8 @@ export interface BoundedRunOptions {
   timeoutMs?: number
   /** The child is in this set while it runs (for an `after` hook that kills leftovers). */
   children?: Set<ChildProcess>
+  /** Written to the child's stdin, then closed (default: no stdin at all). */
+  input?: string
 }
 
 /** Runs a command to its end with a hard time bound; collects stdout and stderr. */
@@ -172,10 +174,11 @@ export function runBounded(
   args: readonly string[],
   options: BoundedRunOptions = {},
 ): Promise<BoundedRun> {
-  const { env, timeoutMs = 15_000, children } = options
+  const { env, timeoutMs = 15_000, children, input } = options
   return new Promise((resolve, reject) => {
     const t0 = performance.now()
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+    const stdin = input === undefined ? 'ignore' : 'pipe'
+    const child = spawn(file, args, { stdio: [stdin, 'pipe', 'pipe'], env })
     children?.add(child)
     let stdout = ''
     let stderr = ''
@@ -185,7 +188,10 @@ export function runBounded(
     child.stderr?.on('data', (d) => {
       stderr += d
     })
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    const timer = setTimeout(() => {
+      stderr += `\n[killed after ${timeoutMs} ms]`
+      child.kill('SIGKILL')
+    }, timeoutMs)
     child.once('error', (err) => {
       clearTimeout(timer)
       children?.delete(child)
@@ -196,6 +202,10 @@ export function runBounded(
       children?.delete(child)
       resolve({ code, stdout, stderr, elapsedMs: performance.now() - t0 })
     })
+    if (input !== undefined) {
+      child.stdin?.on('error', () => {}) // a child that exits without reading it
+      child.stdin?.end(input)
+    }
   })
 }
 

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
-import { spawn } from 'node:child_process'
 import { chmodSync, copyFileSync, existsSync, mkdtempSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -73,26 +72,11 @@ function saslgate(
             ...argv,
           ],
         ]
-  if (options.stdin === undefined)
-    return runBounded(file, fileArgs, { env, timeoutMs: 30_000, children })
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(file, fileArgs, { env, stdio: ['pipe', 'pipe', 'pipe'] })
-    children.add(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      children.delete(child)
-      resolve({ code, stdout, stderr })
-    })
-    child.stdin.end(options.stdin)
+  return runBounded(file, fileArgs, {
+    env,
+    timeoutMs: 30_000,
+    children,
+    ...(options.stdin !== undefined ? { input: options.stdin } : {}),
   })
 }
 
