@@ -23,6 +23,7 @@ import { after, before, describe, test } from 'node:test'
 import { OTEL_OFF, writeTokenFile } from '../../src/testing/deployment.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import { SASLGATE_BIN } from '../../src/testing/saslgate-process.js'
+import { letOtherUsersIn } from '../support/other-user.js'
 
 const TOKEN = 'core-dump-test-token-0123456789abcdef0123'
 const CORE_PATTERN = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim()
@@ -35,6 +36,7 @@ let dir: string
 const children = new Set<ChildProcess>()
 
 before(async () => {
+  letOtherUsersIn() // the shim runs as nobody from this checkout
   dir = mkdtempSync(join(tmpdir(), 'saslgate-core-'))
   chmodSync(dir, 0o711) // nobody passes through to its own directories
   realm = await startRealm()

@@ -23,6 +23,7 @@ import {
 import { freePort } from '../../src/testing/ports.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import { SASLGATE_BIN as BIN } from '../../src/testing/saslgate-process.js'
+import { letOtherUsersIn } from '../support/other-user.js'
 
 const ALICE = 'alice-Keytab-Pass-1'
 const WRONG = 'alice-wrong-Guess-2'
@@ -33,6 +34,7 @@ let dir: string
 const children = new Set<ChildProcess>()
 
 before(async () => {
+  letOtherUsersIn() // saslgate runs as nobody from this checkout
   realm = await startRealm({ users: realmUsers({ alice: ALICE }) })
   // Readable by the unprivileged user the EACCES test runs saslgate as.
   dir = mkdtempSync(join(tmpdir(), 'saslgate-keytab-start-'))

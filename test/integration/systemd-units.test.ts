@@ -32,6 +32,7 @@ import { encodeRequest } from '../../src/saslauthd/codec.js'
 import { freePort } from '../../src/testing/ports.js'
 import { type Realm, startRealm } from '../../src/testing/realm.js'
 import { TESTSASLAUTHD } from '../support/binaries.js'
+import { letOtherUsersIn } from '../support/other-user.js'
 import { NEEDS_TESTSASLAUTHD, needs } from '../support/requires.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '')
@@ -401,6 +402,7 @@ describe('saslgate.service under its User, Group, UMask, RuntimeDirectory and Pr
   let child: ChildProcess | undefined
 
   before(async () => {
+    letOtherUsersIn() // the unit's User= runs saslgate from this checkout
     realm = await startRealm({ users: [{ name: 'alice', password: PASSWORD }] })
     dir = await mkdtemp(join(tmpdir(), 'saslgate-unit-sandbox-'))
     chmodSync(dir, 0o755) // nobody (the client) must reach the runtime directory inside
